@@ -1,0 +1,172 @@
+"""Settings: one pydantic-settings model per concern, read from the environment.
+
+Every variable starts with ``TAPELINE_``; nested fields use ``__``, e.g.
+``TAPELINE_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``TAPELINE_CLICKHOUSE__DSN=http://ch:8123``.
+Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tapeline.paths import REPO_ROOT
+
+# Durations are in the units their names say; intervals use the bar notation ("1s", "1m", ...).
+INTERVAL_NS = {
+    "1s": 1_000_000_000,
+    "5s": 5_000_000_000,
+    "15s": 15_000_000_000,
+    "1m": 60_000_000_000,
+    "5m": 300_000_000_000,
+    "15m": 900_000_000_000,
+    "1h": 3_600_000_000_000,
+    "4h": 14_400_000_000_000,
+    "1d": 86_400_000_000_000,
+}
+
+
+def _split_csv(value: object) -> object:
+    """Lists come from the environment as "a,b,c"."""
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    def librdkafka(self, **extra: object) -> dict[str, object]:
+        """The dotted keys confluent-kafka (librdkafka) expects."""
+        conf: dict[str, object] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        conf.update(extra)
+        return conf
+
+
+class TopicSettings(BaseModel):
+    """Topic names. Tests give every run its own prefix so runs never see each other's data."""
+
+    prefix: str = "tapeline."
+    partitions: int = 1
+    replication_factor: int = 1
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def trades(self) -> str:
+        return self.name("trades.v1")
+
+    @property
+    def bars(self) -> str:
+        return self.name("bars.v1")
+
+    @property
+    def signals(self) -> str:
+        return self.name("signals.v1")
+
+    @property
+    def dead_letter(self) -> str:
+        return self.name("deadletter.v1")
+
+
+class ClickHouseSettings(BaseModel):
+    # chdb:///abs/path is the embedded engine (one process per directory); http(s)://host:8123 a server.
+    dsn: str = f"chdb://{REPO_ROOT / '.run' / 'chdb'}"
+    database: str = "tapeline"
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+
+class ConnectorSettings(BaseModel):
+    venue: str = "binance-usdm"
+    symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    ws_base_url: str | None = None  # None: the venue's production URL
+    channels: CsvList = Field(default_factory=lambda: ["aggTrade"])
+    stale_after_s: float = 30.0  # no message for this long -> reconnect
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+class ProcessorSettings(BaseModel):
+    app_id: str = "tapeline-processor"
+    intervals: CsvList = Field(default_factory=lambda: ["1s", "1m"])
+    allowed_lateness_ms: int = 1000
+    batch_max: int = 20_000
+    batch_within_s: float = 0.25
+    # Close bars of quiet instruments by wall clock once this much time passed after their end.
+    idle_close_ms: int = 3000
+    write_trades: bool = True
+    # Embedded ClickHouse admits one process per data directory, so there the processor hosts the
+    # gRPC query service in-process (see ARCHITECTURE.md).
+    serve_queries: bool | None = None
+    web_port: int = 6066
+
+    @field_validator("intervals")
+    @classmethod
+    def _known_intervals(cls, value: list[str]) -> list[str]:
+        unknown = [i for i in value if i not in INTERVAL_NS]
+        if unknown:
+            raise ValueError(f"unknown intervals {unknown}; known: {sorted(INTERVAL_NS, key=INTERVAL_NS.get)}")
+        return value
+
+
+class QuerySettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 50051
+    max_rows: int = 100_000
+    workers: int = 8
+
+
+class SignalSettings(BaseModel):
+    group_id: str = "tapeline-signals"
+    pivot_lookback: int = 3  # L bars each side of a pivot
+    max_pivot_distance: int = 60  # bars between the two swings compared
+    intervals: CsvList = Field(default_factory=lambda: ["1m"])
+
+
+class SimulatorSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 9443
+    symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    rate: float = 200.0  # trades per second over all symbols
+    seed: int | None = None
+    replay: list[Path] = Field(default_factory=list)
+
+
+class MetricsSettings(BaseModel):
+    port: int = 0  # 0: no Prometheus endpoint
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAPELINE_", env_nested_delimiter="__", extra="ignore")
+
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -1,0 +1,203 @@
+"""Event-time flow bars (OHLC, VWAP, buy/sell volume, delta, CVD): pure arithmetic, no I/O.
+
+The same aggregator runs in the stream processor, in `tapeline bars` over capture files and in
+tests. Definitions are those of docs/DOMAIN.md:
+
+* A bar is a window [start, start + interval) aligned to UTC epoch multiples, on the venue trade time.
+* The watermark of a venue-instrument is the largest trade time seen minus the allowed lateness.
+  A bar is final once the watermark reaches its end; a trade for a bar that is already final
+  is *late* and is handed back to the caller (counted and dead-lettered, never dropped silently).
+* delta = buy - sell; CVD is the running sum of delta from the first bar seen (the anchor).
+* Every emitted row carries a `version`: the source position (e.g. Kafka offset) of the trade
+  after which the row was computed. Replaying the same input gives the same final rows and versions,
+  so an idempotent sink (ReplacingMergeTree on version) ends with identical numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tapeline.config import INTERVAL_NS
+from tapeline.events import Bar, Trade
+
+
+class _Acc:
+    """Running state of one open bar."""
+
+    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "high", "low", "open",
+                 "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
+
+    def __init__(self, trade: Trade) -> None:
+        self.open = self.high = self.low = self.close = trade.price
+        self.open_ts = self.close_ts = trade.ts_ns
+        self.buy_base = self.sell_base = self.buy_quote = self.sell_quote = 0.0
+        self.buy_trades = self.sell_trades = 0
+        self._add_volume(trade)
+
+    def add(self, trade: Trade) -> None:
+        price = trade.price
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        # Trades may arrive out of order inside the lateness: open/close follow trade time,
+        # ties keep arrival order.
+        if trade.ts_ns < self.open_ts:
+            self.open, self.open_ts = price, trade.ts_ns
+        if trade.ts_ns >= self.close_ts:
+            self.close, self.close_ts = price, trade.ts_ns
+        self._add_volume(trade)
+
+    def _add_volume(self, trade: Trade) -> None:
+        if trade.side == "buy":
+            self.buy_base += trade.qty_base
+            self.buy_quote += trade.notional_quote
+            self.buy_trades += 1
+        else:
+            self.sell_base += trade.qty_base
+            self.sell_quote += trade.notional_quote
+            self.sell_trades += 1
+
+    @property
+    def delta_base(self) -> float:
+        return self.buy_base - self.sell_base
+
+
+@dataclass(eq=False)  # identity hash: series are kept in a dirty set
+class _Series:
+    """Bars of one (venue, instrument, interval)."""
+
+    venue: str
+    instrument: str
+    interval: str
+    width_ns: int
+    open_bars: dict[int, _Acc] = field(default_factory=dict)
+    final_version: dict[int, int] = field(default_factory=dict)  # start -> version that finalized it
+    cvd_closed: float = 0.0  # CVD at the end of the last final bar
+    closed_until_ns: int | None = None  # end of the last final bar
+    version: int = 0  # position of the last trade applied
+
+    def row(self, start: int, acc: _Acc, cvd: float, final: bool, version: int) -> Bar:
+        volume = acc.buy_base + acc.sell_base
+        quote = acc.buy_quote + acc.sell_quote
+        return Bar(
+            venue=self.venue,
+            instrument=self.instrument,
+            interval=self.interval,
+            start_ns=start,
+            open=acc.open,
+            high=acc.high,
+            low=acc.low,
+            close=acc.close,
+            buy_base=acc.buy_base,
+            sell_base=acc.sell_base,
+            buy_quote=acc.buy_quote,
+            sell_quote=acc.sell_quote,
+            delta_base=acc.buy_base - acc.sell_base,
+            delta_quote=acc.buy_quote - acc.sell_quote,
+            trades=acc.buy_trades + acc.sell_trades,
+            cvd_base=cvd,
+            vwap=quote / volume if volume else acc.close,
+            buy_trades=acc.buy_trades,
+            sell_trades=acc.sell_trades,
+            final=final,
+            version=version,
+        )
+
+
+class BarAggregator:
+    """Bars for many venue-instruments and intervals.
+
+    Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
+    final, and the current state of every open bar that changed.
+    """
+
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
+        self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
+        self.lateness_ns = allowed_lateness_ns
+        self._by_instrument: dict[tuple[str, str], list[_Series]] = {}
+        self._max_ts: dict[tuple[str, str], int] = {}
+        self._final_rows: list[Bar] = []
+        self._dirty: set[_Series] = set()
+
+    def add(self, trade: Trade, position: int) -> list[str]:
+        """Apply one trade at its monotone source `position`; returns the intervals it was late for."""
+        inst_key = (trade.venue, trade.instrument)
+        series_list = self._by_instrument.get(inst_key)
+        if series_list is None:
+            series_list = self._by_instrument[inst_key] = [
+                _Series(trade.venue, trade.instrument, name, width) for name, width in self.intervals
+            ]
+        max_ts = self._max_ts.get(inst_key)
+        watermark = (trade.ts_ns if max_ts is None else max_ts) - self.lateness_ns
+        late: list[str] = []
+        ts = trade.ts_ns
+        for series in series_list:
+            width = series.width_ns
+            start = ts - ts % width
+            if start + width <= watermark or (series.closed_until_ns is not None
+                                               and start < series.closed_until_ns):  # fmt: skip
+                late.append(series.interval)  # that bar is final already
+                continue
+            acc = series.open_bars.get(start)
+            if acc is None:
+                series.open_bars[start] = _Acc(trade)
+            else:
+                acc.add(trade)
+            series.version = position
+            self._dirty.add(series)
+        if max_ts is None or ts > max_ts:
+            self._max_ts[inst_key] = ts
+            for series in series_list:
+                self._close_series(series, ts - self.lateness_ns, position)
+        return late
+
+    def close_idle(self, now_ns: int, idle_ns: int) -> None:
+        """Finalize bars that ended more than lateness + idle before wall-clock `now_ns`."""
+        for series_list in self._by_instrument.values():
+            version = max(s.version for s in series_list)
+            for series in series_list:
+                self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
+
+    def flush(self) -> None:
+        """Finalize every open bar (end of a finite input)."""
+        for series in self._all_series():
+            if series.open_bars:
+                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
+
+    def drain(self) -> list[Bar]:
+        """Rows to persist since the last drain: newly final bars, then changed open bars."""
+        rows = self._final_rows
+        self._final_rows = []
+        for series in self._dirty:
+            if not series.open_bars:
+                continue
+            cvd = series.cvd_closed
+            for start in sorted(series.open_bars):
+                acc = series.open_bars[start]
+                cvd += acc.delta_base
+                rows.append(series.row(start, acc, cvd, final=False, version=series.version))
+        self._dirty.clear()
+        return rows
+
+    def open_rows(self) -> Iterator[Bar]:
+        for series in self._all_series():
+            cvd = series.cvd_closed
+            for start in sorted(series.open_bars):
+                acc = series.open_bars[start]
+                cvd += acc.delta_base
+                yield series.row(start, acc, cvd, final=False, version=series.version)
+
+    def _all_series(self) -> Iterator[_Series]:
+        for series_list in self._by_instrument.values():
+            yield from series_list
+
+    def _close_series(self, series: _Series, watermark: int, version: int) -> None:
+        if not series.open_bars:
+            return
+        for start in sorted(s for s in series.open_bars if s + series.width_ns <= watermark):
+            acc = series.open_bars.pop(start)
+            series.cvd_closed += acc.delta_base
+            series.closed_until_ns = start + series.width_ns
+            self._final_rows.append(series.row(start, acc, series.cvd_closed, final=True, version=version))

@@ -1,0 +1,14 @@
+"""Where the project's files are, whether running from a checkout or an installed wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent.parent  # meaningful in a checkout (src layout)
+
+
+def schemas_dir() -> Path:
+    """`schemas/` of the checkout, or the copy packed into the wheel as `tapeline/_schemas`."""
+    packaged = PACKAGE_DIR / "_schemas"
+    return packaged if packaged.is_dir() else REPO_ROOT / "schemas"
