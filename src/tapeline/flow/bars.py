@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from tapeline.config import INTERVAL_NS
 from tapeline.events import Bar, Trade
 
+BASE_DECIMALS = 10
+QUOTE_DECIMALS = 8
+
 
 class _Acc:
     """Running state of one open bar."""
@@ -81,6 +84,8 @@ class _Series:
     def row(self, start: int, acc: _Acc, cvd: float, final: bool, version: int) -> Bar:
         volume = acc.buy_base + acc.sell_base
         quote = acc.buy_quote + acc.sell_quote
+        # Sums of decimal quantities pick up binary noise (50.874000000000045); rounding far below any
+        # venue's lot size gives users the decimal they expect and replays identical values.
         return Bar(
             venue=self.venue,
             instrument=self.instrument,
@@ -90,14 +95,14 @@ class _Series:
             high=acc.high,
             low=acc.low,
             close=acc.close,
-            buy_base=acc.buy_base,
-            sell_base=acc.sell_base,
-            buy_quote=acc.buy_quote,
-            sell_quote=acc.sell_quote,
-            delta_base=acc.buy_base - acc.sell_base,
-            delta_quote=acc.buy_quote - acc.sell_quote,
+            buy_base=round(acc.buy_base, BASE_DECIMALS),
+            sell_base=round(acc.sell_base, BASE_DECIMALS),
+            buy_quote=round(acc.buy_quote, QUOTE_DECIMALS),
+            sell_quote=round(acc.sell_quote, QUOTE_DECIMALS),
+            delta_base=round(acc.buy_base - acc.sell_base, BASE_DECIMALS),
+            delta_quote=round(acc.buy_quote - acc.sell_quote, QUOTE_DECIMALS),
             trades=acc.buy_trades + acc.sell_trades,
-            cvd_base=cvd,
+            cvd_base=round(cvd, BASE_DECIMALS),
             vwap=quote / volume if volume else acc.close,
             buy_trades=acc.buy_trades,
             sell_trades=acc.sell_trades,

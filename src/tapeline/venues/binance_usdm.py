@@ -22,6 +22,7 @@ MAX_STREAMS_PER_CONNECTION = 200  # venue limit is 1024; stay well inside it
 CHANNEL_PATH = {"aggTrade": "market", "markPrice": "market", "forceOrder": "market",
                 "trade": "public", "depth": "public", "bookTicker": "public"}  # fmt: skip
 MS = 1_000_000
+NOTIONAL_DECIMALS = 10  # price x qty picks up binary noise; no venue quotes finer
 
 
 class AggTrade(msgspec.Struct, tag="aggTrade", tag_field="e", gc=False):
@@ -108,7 +109,7 @@ def _trade(wire: WireEvent, recv_ts_ns: int | None) -> Trade:
         recv_ts_ns=recv_ts_ns if recv_ts_ns is not None else wire.E * MS,
         price=price,
         qty_base=qty,
-        notional_quote=price * qty,
+        notional_quote=round(price * qty, NOTIONAL_DECIMALS),
         side="sell" if wire.m else "buy",
         trade_id=trade_id,
     )

@@ -1,0 +1,21 @@
+"""Prometheus metrics, defined once. Services expose them with `serve(port)` when a port is set."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+MESSAGES_IN = Counter("tapeline_ws_messages_total", "Websocket messages received", ["venue"])
+EVENTS_OUT = Counter("tapeline_events_published_total", "Normalized events published", ["venue", "type"])
+DEAD_LETTERS = Counter("tapeline_dead_letters_total", "Messages routed to the dead-letter topic", ["source", "kind"])
+RECONNECTS = Counter("tapeline_ws_reconnects_total", "Websocket reconnects", ["venue"])
+TRADES_AGGREGATED = Counter("tapeline_trades_aggregated_total", "Trades applied to bars")
+LATE_TRADES = Counter("tapeline_late_trades_total", "Trades that arrived after their bar was final", ["interval"])
+BAR_ROWS_WRITTEN = Counter("tapeline_bar_rows_written_total", "Bar rows written to ClickHouse", ["final"])
+BATCH_SECONDS = Histogram("tapeline_processor_batch_seconds", "Processor batch: decode, aggregate, write")
+SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])
+RPC_REQUESTS = Counter("tapeline_rpc_requests_total", "gRPC requests", ["method", "code"])
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port)

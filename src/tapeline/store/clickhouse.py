@@ -1,0 +1,143 @@
+"""ClickHouse edge: connection (embedded chdb or a server), migrations, bar and trade I/O.
+
+The same DDL and queries run on both. The embedded engine admits one process per data directory
+and one directory per process, so a process opens it once (`connect` caches the client) and all
+threads share it behind a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tapeline.config import ClickHouseSettings
+from tapeline.errors import StoreError
+from tapeline.events import Bar, Trade
+from tapeline.paths import schemas_dir
+
+log = logging.getLogger(__name__)
+
+BAR_COLUMNS = list(Bar.__struct_fields__)
+TRADE_COLUMNS = ["venue", "instrument", "symbol", "ts_ns", "recv_ts_ns", "price", "qty_base", "notional_quote",
+                 "side", "trade_id"]  # fmt: skip
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def connect(settings: ClickHouseSettings) -> Client:
+    if not _IDENTIFIER.match(settings.database):
+        raise StoreError(f"database name {settings.database!r} is not a plain identifier")
+    if settings.embedded:
+        return _embedded_client(settings.dsn)
+    password = settings.password.get_secret_value() if settings.password else ""
+    try:
+        return clickhouse_connect.get_client(dsn=settings.dsn, username=settings.username or None, password=password)
+    except ClickHouseError as exc:
+        raise StoreError(f"cannot reach ClickHouse at {settings.dsn}: {exc}") from exc
+
+
+@cache
+def _embedded_client(dsn: str) -> Client:
+    path = Path(dsn.removeprefix("chdb://"))
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    except Exception as exc:  # chdb raises its own types; say what it means for the user
+        raise StoreError(
+            f"cannot open embedded ClickHouse at {path} ({exc}); only one process may open it at a time"
+        ) from exc
+
+
+def migrations(directory: Path | None = None) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every `NNN_name.sql`, in order."""
+    directory = directory or schemas_dir() / "clickhouse"
+    found = []
+    for path in sorted(directory.glob("[0-9][0-9][0-9]_*.sql")):
+        found.append((int(path.name[:3]), path.stem, path.read_text()))
+    return found
+
+
+def migrate(client: Client, database: str) -> list[str]:
+    """Apply the migrations not applied yet; returns their names."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    applied = []
+    for version, name, sql in migrations():
+        if version in done:
+            continue
+        for statement in _statements(sql.replace("{database}", database)):
+            try:
+                client.command(statement)
+            except ClickHouseError as exc:
+                raise StoreError(f"migration {name} failed: {exc}") from exc
+        client.insert(f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"])
+        applied.append(name)
+        log.info("applied migration %s", name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    without_comments = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+class BarStore:
+    """Reads and writes bars and trades; thread-safe (the embedded engine needs one caller at a time)."""
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.database = database
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: ClickHouseSettings, apply_migrations: bool = True) -> BarStore:
+        client = connect(settings)
+        if apply_migrations:
+            migrate(client, settings.database)
+        return cls(client, settings.database)
+
+    def insert_bars(self, bars: Sequence[Bar]) -> None:
+        if not bars:
+            return
+        columns = [[getattr(b, name) for b in bars] for name in BAR_COLUMNS]
+        with self._lock:
+            self.client.insert(f"{self.database}.bars", columns, column_names=BAR_COLUMNS, column_oriented=True)
+
+    def insert_trades(self, trades: Sequence[Trade]) -> None:
+        if not trades:
+            return
+        columns = [[getattr(t, name) for t in trades] for name in TRADE_COLUMNS]
+        with self._lock:
+            self.client.insert(f"{self.database}.trades", columns, column_names=TRADE_COLUMNS, column_oriented=True)
+
+    def get_bars(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[Bar]:
+        """Bars with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
+        sql = (
+            f"SELECT {', '.join(BAR_COLUMNS)} FROM {self.database}.bars FINAL "
+            "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
+            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
+        )
+        params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
+                  "to_ns": to_ns, "limit": limit}  # fmt: skip
+        with self._lock:
+            rows = self.client.query(sql, parameters=params).result_rows
+        return [Bar(*row) for row in rows]
+
+    def instruments(self) -> list[tuple[str, str, str]]:
+        """(venue, instrument, interval) that have bars."""
+        with self._lock:
+            rows = self.client.query(
+                f"SELECT DISTINCT venue, instrument, interval FROM {self.database}.bars ORDER BY 1, 2, 3"
+            ).result_rows
+        return [tuple(r) for r in rows]
