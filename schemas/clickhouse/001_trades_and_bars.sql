@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS {database}.bars
     buy_trades  UInt64 CODEC(T64, ZSTD(1)),
     sell_trades UInt64 CODEC(T64, ZSTD(1)),
     cvd_base    Float64 CODEC(ZSTD(1)),
+    first_ts_ns Int64 CODEC(Delta, ZSTD(1)),
+    last_ts_ns  Int64 CODEC(Delta, ZSTD(1)),
     final       Bool,
     version     UInt64,
     start       DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(start_ns)

@@ -45,6 +45,8 @@ class Bar(msgspec.Struct, gc=False):
     vwap: float = 0.0
     buy_trades: int = 0
     sell_trades: int = 0
+    first_ts_ns: int = 0  # trade time of the earliest trade in the bar
+    last_ts_ns: int = 0  # trade time of the latest trade in the bar
     final: bool = False  # the window closed (watermark passed); later rows only correct it
     version: int = 0  # source position of the last trade included; replays give the same version
 

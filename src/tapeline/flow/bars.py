@@ -38,6 +38,16 @@ class _Acc:
         self.buy_trades = self.sell_trades = 0
         self._add_volume(trade)
 
+    @classmethod
+    def from_bar(cls, bar: Bar) -> _Acc:
+        acc = cls.__new__(cls)
+        acc.open, acc.high, acc.low, acc.close = bar.open, bar.high, bar.low, bar.close
+        acc.open_ts, acc.close_ts = bar.first_ts_ns, bar.last_ts_ns
+        acc.buy_base, acc.sell_base = bar.buy_base, bar.sell_base
+        acc.buy_quote, acc.sell_quote = bar.buy_quote, bar.sell_quote
+        acc.buy_trades, acc.sell_trades = bar.buy_trades, bar.sell_trades
+        return acc
+
     def add(self, trade: Trade) -> None:
         price = trade.price
         if price > self.high:
@@ -79,13 +89,15 @@ class _Series:
     final_version: dict[int, int] = field(default_factory=dict)  # start -> version that finalized it
     cvd_closed: float = 0.0  # CVD at the end of the last final bar
     closed_until_ns: int | None = None  # end of the last final bar
-    version: int = 0  # position of the last trade applied
+    version: int = -1  # position of the last trade applied
 
     def row(self, start: int, acc: _Acc, cvd: float, final: bool, version: int) -> Bar:
-        volume = acc.buy_base + acc.sell_base
-        quote = acc.buy_quote + acc.sell_quote
-        # Sums of decimal quantities pick up binary noise (50.874000000000045); rounding far below any
-        # venue's lot size gives users the decimal they expect and replays identical values.
+        # Sums of decimal quantities pick up binary noise (50.874000000000045). Rounding far below any
+        # venue's lot size gives users the decimal they expect, and everything derived is computed
+        # from the rounded sums so that a bar restored after a restart continues bit-identically.
+        buy_base, sell_base = round(acc.buy_base, BASE_DECIMALS), round(acc.sell_base, BASE_DECIMALS)
+        buy_quote, sell_quote = round(acc.buy_quote, QUOTE_DECIMALS), round(acc.sell_quote, QUOTE_DECIMALS)
+        volume = buy_base + sell_base
         return Bar(
             venue=self.venue,
             instrument=self.instrument,
@@ -95,17 +107,19 @@ class _Series:
             high=acc.high,
             low=acc.low,
             close=acc.close,
-            buy_base=round(acc.buy_base, BASE_DECIMALS),
-            sell_base=round(acc.sell_base, BASE_DECIMALS),
-            buy_quote=round(acc.buy_quote, QUOTE_DECIMALS),
-            sell_quote=round(acc.sell_quote, QUOTE_DECIMALS),
-            delta_base=round(acc.buy_base - acc.sell_base, BASE_DECIMALS),
-            delta_quote=round(acc.buy_quote - acc.sell_quote, QUOTE_DECIMALS),
+            buy_base=buy_base,
+            sell_base=sell_base,
+            buy_quote=buy_quote,
+            sell_quote=sell_quote,
+            delta_base=round(buy_base - sell_base, BASE_DECIMALS),
+            delta_quote=round(buy_quote - sell_quote, QUOTE_DECIMALS),
             trades=acc.buy_trades + acc.sell_trades,
             cvd_base=round(cvd, BASE_DECIMALS),
-            vwap=quote / volume if volume else acc.close,
+            vwap=(buy_quote + sell_quote) / volume if volume else acc.close,
             buy_trades=acc.buy_trades,
             sell_trades=acc.sell_trades,
+            first_ts_ns=acc.open_ts,
+            last_ts_ns=acc.close_ts,
             final=final,
             version=version,
         )
@@ -129,16 +143,14 @@ class BarAggregator:
     def add(self, trade: Trade, position: int) -> list[str]:
         """Apply one trade at its monotone source `position`; returns the intervals it was late for."""
         inst_key = (trade.venue, trade.instrument)
-        series_list = self._by_instrument.get(inst_key)
-        if series_list is None:
-            series_list = self._by_instrument[inst_key] = [
-                _Series(trade.venue, trade.instrument, name, width) for name, width in self.intervals
-            ]
+        series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
         max_ts = self._max_ts.get(inst_key)
         watermark = (trade.ts_ns if max_ts is None else max_ts) - self.lateness_ns
         late: list[str] = []
         ts = trade.ts_ns
         for series in series_list:
+            if position <= series.version:
+                continue  # applied before a restart: a replay must not count it twice
             width = series.width_ns
             start = ts - ts % width
             if start + width <= watermark or (series.closed_until_ns is not None
@@ -157,6 +169,27 @@ class BarAggregator:
             for series in series_list:
                 self._close_series(series, ts - self.lateness_ns, position)
         return late
+
+    def restore(self, rows: Iterable[Bar]) -> None:
+        """Rebuild state from persisted rows: each series' last final bar and its open bars.
+
+        After this, trades at positions the rows already include are skipped, so a consumer may
+        resume from any committed offset at or before the last persisted one.
+        """
+        widths = dict(self.intervals)
+        for bar in sorted(rows, key=lambda b: (b.final is False, b.start_ns)):
+            if bar.interval not in widths:
+                continue
+            inst_key = (bar.venue, bar.instrument)
+            series_list = self._series_for(inst_key)
+            series = next(s for s in series_list if s.interval == bar.interval)
+            series.version = max(series.version, bar.version)
+            if bar.final:
+                series.cvd_closed = bar.cvd_base
+                series.closed_until_ns = bar.start_ns + series.width_ns
+            else:
+                series.open_bars[bar.start_ns] = _Acc.from_bar(bar)
+            self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
         """Finalize bars that ended more than lateness + idle before wall-clock `now_ns`."""
@@ -193,6 +226,14 @@ class BarAggregator:
                 acc = series.open_bars[start]
                 cvd += acc.delta_base
                 yield series.row(start, acc, cvd, final=False, version=series.version)
+
+    def _series_for(self, inst_key: tuple[str, str]) -> list[_Series]:
+        series_list = self._by_instrument.get(inst_key)
+        if series_list is None:
+            series_list = self._by_instrument[inst_key] = [
+                _Series(*inst_key, name, width) for name, width in self.intervals
+            ]
+        return series_list
 
     def _all_series(self) -> Iterator[_Series]:
         for series_list in self._by_instrument.values():

@@ -134,6 +134,18 @@ class BarStore:
             rows = self.client.query(sql, parameters=params).result_rows
         return [Bar(*row) for row in rows]
 
+    def resume_state(self) -> list[Bar]:
+        """What the processor needs after a restart: every open bar and each series' last final bar."""
+        table = f"{self.database}.bars"
+        sql = (
+            f"SELECT {', '.join(BAR_COLUMNS)} FROM {table} FINAL WHERE NOT final "
+            f"UNION ALL SELECT {', '.join(BAR_COLUMNS)} FROM "
+            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
+        )
+        with self._lock:
+            rows = self.client.query(sql).result_rows
+        return [Bar(*row) for row in rows]
+
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""
         with self._lock:
