@@ -35,9 +35,14 @@ def read_capture(path: Path) -> Iterator[CaptureLine]:
                 raise BadMessage(f"{path}:{number}: not a capture line: {exc}") from None
 
 
-def merge_captures(paths: Iterable[Path]) -> Iterator[CaptureLine]:
-    """Lines of several files merged by receive time (lines without one keep their file order)."""
-    streams = [read_capture(Path(p)) for p in paths]
+def merge_tagged(paths: Iterable[Path]) -> Iterator[tuple[Path, CaptureLine]]:
+    """(file, line) of several files merged by receive time; lines without one keep their file order."""
+    streams = [((Path(p), line) for line in read_capture(Path(p))) for p in paths]
     if len(streams) == 1:
         return streams[0]
-    return heapq.merge(*streams, key=lambda c: c.recv_ts_ns or 0)
+    return heapq.merge(*streams, key=lambda tagged: tagged[1].recv_ts_ns or 0)
+
+
+def merge_captures(paths: Iterable[Path]) -> Iterator[CaptureLine]:
+    """Lines of several files merged by receive time."""
+    return (line for _, line in merge_tagged(paths))

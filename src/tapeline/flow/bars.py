@@ -22,7 +22,7 @@ from tapeline.config import INTERVAL_NS
 from tapeline.events import Bar, Trade
 
 BASE_DECIMALS = 10
-QUOTE_DECIMALS = 8
+QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enough to drop noise
 
 
 class _Acc:

@@ -1,0 +1,34 @@
+"""Processor service: Faust worker turning trades into bars in ClickHouse.
+
+With the embedded ClickHouse (chdb) only one process may open the data directory, so this process
+also serves the gRPC query API (see ARCHITECTURE.md); against a server the query service runs alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from tapeline.rpc.server import build_server
+
+from tapeline import metrics
+from tapeline.config import Settings
+from tapeline.processor import build_app, prepare
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics.serve(settings.metrics.port)
+    pipeline = prepare(settings)
+    serve_queries = settings.processor.serve_queries
+    if serve_queries if serve_queries is not None else settings.clickhouse.embedded:
+        server, port = build_server(pipeline.store, settings.query)
+        server.start()
+        logging.getLogger("processor").info("serving gRPC queries on %s:%d", settings.query.host, port)
+    app = build_app(settings, pipeline)
+    faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

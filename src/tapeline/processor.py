@@ -1,0 +1,151 @@
+"""Stream processor: trades from Kafka -> event-time bars -> ClickHouse (and final bars -> Kafka).
+
+Faust drives consumption; the work is done in batches (`take_events`) because per-event table
+updates run at ~2k events/s here. State that must survive a crash is not kept in Faust tables:
+every batch writes the current rows of the bars it touched to ClickHouse (idempotent upserts),
+and Faust acks the batch's events only after that write returns, so committed offsets never pass
+durable results. On start the aggregator is restored from ClickHouse and skips positions it has
+already applied, so replays from the last commit do not double count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import faust
+import msgspec
+
+from tapeline.codec import AvroCodec
+from tapeline.config import Settings
+from tapeline.errors import SchemaError
+from tapeline.events import Bar, Trade
+from tapeline.flow.bars import BarAggregator
+from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
+from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADES_AGGREGATED
+from tapeline.store.clickhouse import BarStore
+
+log = logging.getLogger(__name__)
+
+
+class BarPipeline:
+    """Everything the processor does with a batch, independent of Faust (and so testable alone)."""
+
+    def __init__(self, settings: Settings, store: BarStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.codec = AvroCodec()
+        self.aggregator = BarAggregator(
+            settings.processor.intervals, settings.processor.allowed_lateness_ms * 1_000_000
+        )
+        self.producer = make_producer(settings)
+        self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
+        self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
+
+    def restore(self) -> int:
+        rows = self.store.resume_state()
+        self.aggregator.restore(rows)
+        return len(rows)
+
+    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
+        """(value, offset, context) -> (trade, offset); undecodable frames go to the dead-letter topic."""
+        out = []
+        for value, offset, context in frames:
+            try:
+                record = self.codec.decode(value)
+                out.append((msgspec.convert(record, Trade), offset))
+            except (SchemaError, ValueError, EOFError, msgspec.ValidationError) as exc:
+                self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
+        return out
+
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
+        started = time.perf_counter()
+        trades = self.decode(frames)
+        async with self._lock:
+            for trade, offset in trades:
+                for interval in self.aggregator.add(trade, offset):
+                    LATE_TRADES.labels(interval).inc()
+                    self.dead_letters.send(
+                        self.codec.encode_event(trade),
+                        f"processor: late trade: its {interval} bar was already final",
+                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset}",
+                    )
+            rows = self.aggregator.drain()
+            await self._persist([t for t, _ in trades], rows)
+        TRADES_AGGREGATED.inc(len(trades))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def close_idle(self) -> None:
+        idle_ns = self.settings.processor.idle_close_ms * 1_000_000
+        async with self._lock:
+            self.aggregator.close_idle(time.time_ns(), idle_ns)
+            rows = self.aggregator.drain()
+            if rows:
+                await self._persist([], rows)
+
+    async def _persist(self, trades: list[Trade], rows: list[Bar]) -> None:
+        # ClickHouse calls block; run them off the event loop so Faust keeps heartbeating.
+        await asyncio.get_running_loop().run_in_executor(None, self._write, trades, rows)
+
+    def _write(self, trades: list[Trade], rows: list[Bar]) -> None:
+        if self.settings.processor.write_trades:
+            self.store.insert_trades(trades)
+        self.store.insert_bars(rows)
+        final = [r for r in rows if r.final]
+        BAR_ROWS_WRITTEN.labels("true").inc(len(final))
+        BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))
+        for bar in final:
+            key = f"{bar.venue}|{bar.instrument}".encode()
+            produce(self.producer, self.settings.topics.bars, self.codec.encode_event(bar), key)
+        self.producer.flush()  # final bars and dead letters are durable before the batch is acked
+
+
+def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
+    kafka = settings.kafka
+    app = faust.App(
+        settings.processor.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=None,
+        store="memory://",
+        value_serializer="raw",
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        # A restarted worker should rejoin quickly; the default waits about half of 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.processor.batch_max),
+    )
+    trades_topic = app.topic(settings.topics.trades, value_type=bytes, value_serializer="raw")
+
+    @app.agent(trades_topic)
+    async def aggregate(stream: faust.StreamT) -> None:
+        batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
+        async for events in stream.take_events(batch_max, within=within):
+            frames = [
+                (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
+                for e in events
+            ]
+            await pipeline.process(frames)
+
+    @app.timer(interval=1.0)
+    async def close_idle_bars() -> None:
+        await pipeline.close_idle()
+
+    return app
+
+
+def prepare(settings: Settings) -> BarPipeline:
+    ensure_topics(
+        settings,
+        [settings.topics.trades, settings.topics.bars, settings.topics.signals, settings.topics.dead_letter],
+    )
+    store = BarStore.open(settings.clickhouse)
+    pipeline = BarPipeline(settings, store)
+    restored = pipeline.restore()
+    log.info("processor restored %d bar rows from ClickHouse", restored)
+    return pipeline
