@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tapeline.paths import REPO_ROOT
+from tapeline.paths import run_dir
 
 # Durations are in the units their names say; intervals use the bar notation ("1s", "1m", ...).
 INTERVAL_NS = {
@@ -87,7 +87,7 @@ class TopicSettings(BaseModel):
 
 class ClickHouseSettings(BaseModel):
     # chdb:///abs/path is the embedded engine (one process per directory); http(s)://host:8123 a server.
-    dsn: str = f"chdb://{REPO_ROOT / '.run' / 'chdb'}"
+    dsn: str = f"chdb://{run_dir() / 'chdb'}"
     database: str = "tapeline"
     username: str | None = None
     password: SecretStr | None = None

@@ -47,6 +47,7 @@ class BarPipeline:
     def restore(self) -> int:
         rows = self.store.resume_state()
         self.aggregator.restore(rows)
+        self.aggregator.touch(time.time_ns())  # restored instruments are not idle before consuming starts
         return len(rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
@@ -63,9 +64,10 @@ class BarPipeline:
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
         started = time.perf_counter()
         trades = self.decode(frames)
+        now_ns = time.time_ns()
         async with self._lock:
             for trade, offset in trades:
-                for interval in self.aggregator.add(trade, offset):
+                for interval in self.aggregator.add(trade, offset, now_ns):
                     LATE_TRADES.labels(interval).inc()
                     self.dead_letters.send(
                         self.codec.encode_event(trade),

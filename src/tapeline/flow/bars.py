@@ -137,12 +137,17 @@ class BarAggregator:
         self.lateness_ns = allowed_lateness_ns
         self._by_instrument: dict[tuple[str, str], list[_Series]] = {}
         self._max_ts: dict[tuple[str, str], int] = {}
+        self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last trade, for close_idle
         self._final_rows: list[Bar] = []
         self._dirty: set[_Series] = set()
 
-    def add(self, trade: Trade, position: int) -> list[str]:
-        """Apply one trade at its monotone source `position`; returns the intervals it was late for."""
+    def add(self, trade: Trade, position: int, now_ns: int = 0) -> list[str]:
+        """Apply one trade at its monotone source `position`; returns the intervals it was late for.
+
+        `now_ns` is the processing time, used only by `close_idle`.
+        """
         inst_key = (trade.venue, trade.instrument)
+        self._last_seen[inst_key] = now_ns
         series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
         max_ts = self._max_ts.get(inst_key)
         watermark = (trade.ts_ns if max_ts is None else max_ts) - self.lateness_ns
@@ -192,11 +197,23 @@ class BarAggregator:
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
-        """Finalize bars that ended more than lateness + idle before wall-clock `now_ns`."""
-        for series_list in self._by_instrument.values():
+        """Finalize bars of instruments that received no trade for `idle_ns` of processing time.
+
+        Their event clock cannot advance on its own, so it is taken to `now_ns - lateness - idle`.
+        Gating on processing time matters: a consumer catching up on a backlog keeps receiving
+        trades, and must not have bars closed under it by the wall clock.
+        """
+        for inst_key, series_list in self._by_instrument.items():
+            if now_ns - self._last_seen.get(inst_key, now_ns) < idle_ns:
+                continue
             version = max(s.version for s in series_list)
             for series in series_list:
                 self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
+
+    def touch(self, now_ns: int) -> None:
+        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
+        for inst_key in self._by_instrument:
+            self._last_seen[inst_key] = now_ns
 
     def flush(self) -> None:
         """Finalize every open bar (end of a finite input)."""
