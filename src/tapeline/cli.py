@@ -14,6 +14,7 @@ from tapeline.config import INTERVAL_NS, Settings
 from tapeline.errors import BadMessage
 from tapeline.events import Trade
 from tapeline.flow.bars import BarAggregator
+from tapeline.rpc.commands import query
 from tapeline.venues import VENUE_MODULES, detect_venue, venue_module
 
 _json = msgspec.json.Encoder()
@@ -95,3 +96,6 @@ def _capture_venue(path: Path) -> str:
     if name is None:
         raise click.UsageError(f"cannot tell the venue of {path}; pass --venue")
     return name
+
+
+main.add_command(query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -55,6 +56,16 @@ def _embedded_client(dsn: str) -> Client:
         ) from exc
 
 
+_locks: weakref.WeakKeyDictionary[Client, threading.Lock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _client_lock(client: Client) -> threading.Lock:
+    """One lock per client: stores on different databases of one embedded engine share its client."""
+    with _locks_guard:
+        return _locks.setdefault(client, threading.Lock())
+
+
 def migrations(directory: Path | None = None) -> list[tuple[int, str, str]]:
     """(version, name, sql) of every `NNN_name.sql`, in order."""
     directory = directory or schemas_dir() / "clickhouse"
@@ -98,7 +109,7 @@ class BarStore:
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
         self.database = database
-        self._lock = threading.Lock()
+        self._lock = _client_lock(client)
 
     @classmethod
     def open(cls, settings: ClickHouseSettings, apply_migrations: bool = True) -> BarStore:

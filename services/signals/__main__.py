@@ -1,0 +1,26 @@
+"""Signal service: final bars -> price/CVD divergences -> signals topic. Run as `python -m services.signals`.
+
+Configured by TAPELINE_* (see tapeline.config.SignalSettings); stops cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tapeline import metrics
+from tapeline.config import Settings
+from tapeline.kafka import ensure_topics
+from tapeline.signals.service import run_forever
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics.serve(settings.metrics.port)
+    topics = settings.topics
+    ensure_topics(settings, [topics.bars, topics.signals, topics.dead_letter])
+    run_forever(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""gRPC query service over the bar store: server, client, CLI. Stubs in `gen` come from `make proto`."""
