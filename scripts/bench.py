@@ -1,0 +1,202 @@
+"""Benchmarks (not tests): per-core parse/encode/produce rates and end-to-end simulator -> ClickHouse.
+
+Run with `make bench`. Needs ../shared/data for the capture-based numbers and starts the local broker.
+Writes the results to docs/benchmarks.md and prints them.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from tapeline.capture import read_capture
+from tapeline.codec import AvroCodec
+from tapeline.config import KafkaSettings, Settings, TopicSettings
+from tapeline.devtools import kafka_local
+from tapeline.devtools.supervisor import ServiceProcess
+from tapeline.kafka import ensure_topics, make_producer, produce
+from tapeline.paths import REPO_ROOT
+from tapeline.rpc.client import QueryClient, QueryError
+from tapeline.venues import binance_usdm
+
+DATA = REPO_ROOT.parent / "shared" / "data"
+CAPTURE = DATA / "binance_usdm" / "trade" / "hftbacktest_2024-08-08__btcusdt_20240808.gz.trade.jsonl.gz"
+
+
+def best_rate(fn, n: int, repeats: int = 5) -> float:
+    """Items per second of the fastest of `repeats` runs (the least disturbed by the other core's load)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
+def bench_parse(payloads: list[bytes]) -> float:
+    parse = binance_usdm.parse
+    return best_rate(lambda: [parse(p, 1) for p in payloads], len(payloads))
+
+
+def bench_encode(payloads: list[bytes]) -> float:
+    parse, encode = binance_usdm.parse, AvroCodec().encode_event
+    return best_rate(lambda: [encode(t) for p in payloads for t in parse(p, 1)], len(payloads))
+
+
+def bench_produce(payloads: list[bytes], settings: Settings) -> float:
+    """Parse + normalize + Avro + produce (acks=all, idempotent), including the final flush."""
+    parse, encode = binance_usdm.parse, AvroCodec().encode_event
+    producer = make_producer(settings)
+    topic = settings.topics.trades
+    ensure_topics(settings, [topic])
+
+    def run() -> None:
+        for payload in payloads:
+            for trade in parse(payload, 1):
+                produce(producer, topic, encode(trade), b"binance-usdm|BTC-USDT-PERP")
+        producer.flush()
+
+    return best_rate(run, len(payloads), repeats=3)
+
+
+def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[float, float]:
+    """Processor alone: trades already in Kafka -> bars in ClickHouse; (trades/s, seconds)."""
+    payloads = _capture_payloads()
+    codec, producer = AvroCodec(), make_producer(settings)
+    ensure_topics(settings, [settings.topics.trades])
+    parsed = [t for p in payloads for t in binance_usdm.parse(p, 1)]
+    step = parsed[-1].ts_ns - parsed[0].ts_ns + 1_000_000
+    for i in range(trades):
+        base = parsed[i % len(parsed)]
+        shifted = base.__copy__()
+        shifted.ts_ns += step * (i // len(parsed))  # later copies move forward in time, as a live feed would
+        shifted.trade_id = f"{base.trade_id}-{i // len(parsed)}"
+        produce(producer, settings.topics.trades, codec.encode_event(shifted), b"binance-usdm|BTC-USDT-PERP")
+    producer.flush()
+    return _time_to_bars(settings, trades, workdir, extra_env={})
+
+
+def bench_end_to_end(settings: Settings, trades: int, rate: float, workdir: Path) -> tuple[float, float]:
+    """Simulator -> connector -> Kafka -> processor -> ClickHouse; (trades/s, seconds)."""
+    port = 19443
+    sim = ServiceProcess(
+        "simulator", {}, workdir, "--port", str(port), "--rate", str(rate), "--max-trades", str(trades), "--seed", "1"
+    )
+    env = {"TAPELINE_CONNECTOR__WS_BASE_URL": f"ws://127.0.0.1:{port}"}
+    try:
+        return _time_to_bars(settings, trades, workdir, extra_env=env, with_connector=True)
+    finally:
+        sim.stop()
+
+
+def _time_to_bars(
+    settings: Settings, trades: int, workdir: Path, extra_env: dict[str, str], with_connector: bool = False
+) -> tuple[float, float]:
+    query_port = 19551
+    env = {
+        "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
+        "TAPELINE_CLICKHOUSE__DSN": f"chdb://{workdir / ('chdb-' + uuid.uuid4().hex[:8])}",
+        "TAPELINE_PROCESSOR__APP_ID": f"{settings.topics.prefix}bench",
+        "TAPELINE_QUERY__PORT": str(query_port),
+        "TAPELINE_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    started = time.monotonic()
+    procs = [ServiceProcess("processor", env, workdir)]
+    if with_connector:
+        procs.append(ServiceProcess("connector", env, workdir))
+    try:
+        with QueryClient(f"127.0.0.1:{query_port}") as client:
+            client.wait_ready(120)
+            first_seen = None
+            while True:
+                for proc in procs:
+                    if not proc.running:
+                        sys.exit(f"{proc.name} died:\n{proc.log_tail()}")
+                try:
+                    bars = client.get_bars("binance-usdm", "BTC-USDT-PERP", "1m", 0, 2**62)
+                    if with_connector:
+                        bars += client.get_bars("binance-usdm", "ETH-USDT-PERP", "1m", 0, 2**62)
+                except QueryError:
+                    bars = []
+                done = sum(b.trades for b in bars)
+                if done and first_seen is None:
+                    first_seen = time.monotonic()
+                if done >= trades:
+                    elapsed = time.monotonic() - (first_seen or started)
+                    return trades / elapsed, elapsed
+                if time.monotonic() - started > 900:
+                    sys.exit(f"only {done} of {trades} trades reached ClickHouse in 900 s")
+                time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def _capture_payloads() -> list[bytes]:
+    if not CAPTURE.exists():
+        sys.exit(f"benchmark capture not found: {CAPTURE}")
+    return [line.raw.encode() for line in read_capture(CAPTURE)]
+
+
+@click.command()
+@click.option("--trades", default=300_000, show_default=True, help="Trades for the processor/end-to-end runs.")
+@click.option("--rate", default=30_000.0, show_default=True, help="Simulator rate for the end-to-end run.")
+@click.option("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"), show_default=True)
+def main(trades: int, rate: float, out: str) -> None:
+    payloads = _capture_payloads()
+    bootstrap = kafka_local.ensure_running()
+    results: list[tuple[str, str]] = []
+
+    def record(name: str, value: str) -> None:
+        click.echo(f"{name}: {value}")
+        results.append((name, value))
+
+    record("parse + normalize, Binance USD-M trades (1 core)", f"{bench_parse(payloads):,.0f} msgs/s")
+    record("parse + normalize + Avro encode (1 core)", f"{bench_encode(payloads):,.0f} msgs/s")
+    with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
+        workdir = Path(tmp)
+
+        def fresh() -> Settings:
+            return Settings(
+                kafka=KafkaSettings(bootstrap_servers=bootstrap),
+                topics=TopicSettings(prefix=f"bench-{uuid.uuid4().hex[:8]}."),
+            )
+
+        produced = bench_produce(payloads, fresh())
+        record("parse + normalize + Avro + produce, acks=all (1 core + broker)", f"{produced:,.0f} msgs/s")
+        proc_rate, proc_s = bench_processor(fresh(), trades, workdir)
+        record(f"processor alone: {trades:,} trades Kafka -> 1s/1m bars in ClickHouse",
+               f"{proc_rate:,.0f} trades/s ({proc_s:.1f} s)")  # fmt: skip
+        e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
+        record(f"end to end: simulator at {rate:,.0f}/s -> ClickHouse, {trades:,} trades",
+               f"{e2e_rate:,.0f} trades/s ({e2e_s:.1f} s)")  # fmt: skip
+    _write(Path(out), results)
+
+
+def _write(path: Path, results: list[tuple[str, str]]) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(f"| {name} | {value} |" for name, value in results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Benchmarks\n\n"
+        "Generated by `make bench` (scripts/bench.py). Machine: "
+        f"{platform.machine()}, 2 cores; broker, ClickHouse (embedded) and all services on the same box.\n"
+        f"Last run: {stamp}.\n\n| what | result |\n|---|---|\n{rows}\n\n"
+        "Per-core rates are the best of several runs over the 21,313 real trades of "
+        "`binance_usdm/trade/hftbacktest_2024-08-08...` in ../shared/data. The processor and end-to-end runs "
+        "count from the first bar visible through gRPC until all trades are in bars.\n"
+    )
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
