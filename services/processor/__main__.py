@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 
 import faust
-from tapeline.rpc.server import build_server
 
 from tapeline import metrics
 from tapeline.config import Settings
 from tapeline.processor import build_app, prepare
+from tapeline.rpc.server import build_server
 
 
 def main() -> None:
