@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,12 +12,20 @@ from tapeline.devtools import kafka_local
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """Bootstrap address of the local broker, started if needed; a missing broker fails, never skips."""
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of the local broker, started if needed; a missing broker fails, never skips.
+
+    A broker this session started is stopped at its end; one that was already running is left alone.
+    """
+    cfg = kafka_local.settings()
+    started_here = not kafka_local.is_answering(cfg.host, cfg.port)
     try:
-        return kafka_local.ensure_running(timeout=90)
+        bootstrap = kafka_local.ensure_running(timeout=90)
     except kafka_local.KafkaLocalError as exc:
         pytest.fail(f"the local Kafka broker could not be started: {exc}")
+    yield bootstrap
+    if started_here:
+        kafka_local.stop(cfg)
 
 
 @pytest.fixture
