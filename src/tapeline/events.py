@@ -23,6 +23,85 @@ class Trade(msgspec.Struct, tag="trade", tag_field="type", gc=False):
     trade_id: str
 
 
+class BookUpdate(msgspec.Struct, tag="book", tag_field="type", gc=False):
+    """L2 book change of a verified book: a full snapshot or absolute-size deltas (qty 0 removes a level).
+
+    Levels are (price, qty_base) pairs; contract sizes are already converted to base units.
+    """
+
+    venue: str
+    symbol: str
+    instrument: str
+    ts_ns: int  # venue event time
+    recv_ts_ns: int
+    is_snapshot: bool
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+    first_seq: int = -1  # venue sequence numbers of this message (-1: the venue has none)
+    last_seq: int = -1
+    prev_seq: int = -1  # what the venue says the previous message's last_seq was
+
+
+class BookGap(msgspec.Struct, tag="book_gap", tag_field="type", gc=False):
+    """The book of one instrument lost integrity; updates resume after a fresh snapshot."""
+
+    venue: str
+    symbol: str
+    instrument: str
+    ts_ns: int
+    recv_ts_ns: int
+    reason: str
+    last_good_seq: int = -1
+    first_bad_seq: int = -1
+
+
+class Liquidation(msgspec.Struct, tag="liquidation", tag_field="type", gc=False):
+    """A forced order. `position_side` is the liquidated position; `order_side` the forced order's side."""
+
+    venue: str
+    symbol: str
+    instrument: str
+    ts_ns: int
+    recv_ts_ns: int
+    position_side: str  # "long" | "short"
+    order_side: str  # "sell" for a long liquidation, "buy" for a short one
+    price: float
+    qty_base: float
+    notional_quote: float
+
+
+class DerivTicker(msgspec.Struct, tag="deriv_ticker", tag_field="type", gc=False):
+    """Derivatives state; a field is None when this message does not carry it."""
+
+    venue: str
+    symbol: str
+    instrument: str
+    ts_ns: int
+    recv_ts_ns: int
+    funding_rate: float | None = None
+    next_funding_ts_ns: int | None = None
+    mark_price: float | None = None
+    index_price: float | None = None
+    open_interest_base: float | None = None
+    open_interest_usd: float | None = None
+
+
+class Instrument(msgspec.Struct, gc=False):
+    """Venue instrument metadata, from the venue's instrument REST endpoint."""
+
+    venue: str
+    symbol: str
+    instrument: str  # canonical id
+    base: str
+    quote: str
+    kind: str  # "perp" | "future" | "spot"
+    linear: bool = True  # inverse contracts are sized in quote currency
+    contract_value: float = 1.0  # base units per contract (linear) or quote units per contract (inverse)
+    tick_size: float = 0.0
+    lot_size: float = 0.0
+    expiry_ns: int | None = None
+
+
 class Bar(msgspec.Struct, gc=False):
     """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1; the rest v2)."""
 

@@ -1,0 +1,106 @@
+"""The shape every venue module has: a sans-I/O session that turns venue messages into events.
+
+A session never touches the network. The connector (live) or the replayer (captures) feeds it
+websocket payloads and REST answers, and performs the REST requests it asks for. So the same code
+runs live, over recorded captures, and in tests:
+
+    session = BinanceUsdmSession(symbols=["BTCUSDT"], channels=["aggTrade", "depth"])
+    out = session.startup()                       # REST requests (instrument metadata)
+    out = session.on_rest(request, body, now)     # -> events + more requests
+    out = session.on_ws(payload, now, url)        # -> events (+ e.g. a depth snapshot request)
+    out = session.on_disconnect(url, now)         # books fed by that connection report a gap
+
+Malformed, unknown or inconsistent messages raise BadMessage(reason); control frames (subscription
+acks, pongs) return an empty Output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from tapeline.events import Instrument
+
+
+@dataclass(frozen=True)
+class RestRequest:
+    """A REST call a session needs. `key` names what it is for, e.g. "depth:BTCUSDT" or "instruments"."""
+
+    key: str
+    url: str
+    method: str = "GET"
+    body: bytes | None = None  # JSON body for POST (Hyperliquid /info)
+
+
+@dataclass(frozen=True)
+class WsEndpoint:
+    """One websocket connection: where, what to send after connecting, how to keep it alive."""
+
+    url: str
+    subscribe: tuple[str, ...] = ()  # text frames sent right after connecting (venue's subscribe ops)
+    keepalive_s: float | None = None  # send `keepalive_frame` this often (OKX, Bybit, Hyperliquid)
+    keepalive_frame: str | None = None
+    max_lifetime_s: float | None = None  # reconnect before the venue drops us (Binance: 24 h)
+
+
+@dataclass
+class Output:
+    events: list[msgspec.Struct] = field(default_factory=list)
+    requests: list[RestRequest] = field(default_factory=list)
+
+    def extend(self, other: Output) -> Output:
+        self.events.extend(other.events)
+        self.requests.extend(other.requests)
+        return self
+
+
+class VenueSession(ABC):
+    """One venue's protocol state: instruments, books and their sequencing, ticker merging."""
+
+    VENUE: str
+    WS_BASE_URL: str
+    REST_BASE_URL: str
+    CHANNELS: tuple[str, ...]  # channel names this venue accepts, e.g. ("aggTrade", "trade", "depth")
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        channels: Sequence[str],
+        ws_base_url: str | None = None,
+        rest_base_url: str | None = None,
+    ) -> None:
+        unknown = [c for c in channels if c not in self.CHANNELS]
+        if unknown:
+            raise ValueError(f"{self.VENUE}: unknown channels {unknown}; known: {list(self.CHANNELS)}")
+        self.symbols = list(symbols)
+        self.channels = list(channels)
+        self.ws_base_url = (ws_base_url or self.WS_BASE_URL).rstrip("/")
+        self.rest_base_url = (rest_base_url or self.REST_BASE_URL).rstrip("/")
+        self.instruments: dict[str, Instrument] = {}  # by venue symbol
+
+    @abstractmethod
+    def endpoints(self) -> list[WsEndpoint]:
+        """Websocket connections to open, with subscriptions batched within the venue's limits."""
+
+    def startup(self) -> Output:
+        """Requests to make before streaming (instrument metadata); also used on periodic refresh."""
+        return Output()
+
+    @abstractmethod
+    def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
+        """One websocket message -> events. Raises BadMessage with the reason."""
+
+    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
+        """The answer to a request this session asked for (or a recorded one in a capture)."""
+        return Output()
+
+    def rest_request_for(self, url: str) -> RestRequest | None:
+        """Which of this session's requests a recorded REST URL answers (replay), or None."""
+        return None
+
+    def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
+        """A connection dropped: books it fed are no longer verified (emit BookGap, resync later)."""
+        return Output()
