@@ -84,6 +84,33 @@ class TopicSettings(BaseModel):
     def dead_letter(self) -> str:
         return self.name("deadletter.v1")
 
+    @property
+    def books(self) -> str:
+        """Book updates and gaps share a topic (and key) so a gap stays ordered with its updates."""
+        return self.name("books.v1")
+
+    @property
+    def liquidations(self) -> str:
+        return self.name("liquidations.v1")
+
+    @property
+    def tickers(self) -> str:
+        return self.name("tickers.v1")
+
+    def for_event(self, event_type: str) -> str:
+        """The topic of a normalized event, by its `type` tag."""
+        return {
+            "trade": self.trades,
+            "book": self.books,
+            "book_gap": self.books,
+            "liquidation": self.liquidations,
+            "deriv_ticker": self.tickers,
+        }[event_type]
+
+    @property
+    def venue_topics(self) -> list[str]:
+        return [self.trades, self.books, self.liquidations, self.tickers, self.dead_letter]
+
 
 class ClickHouseSettings(BaseModel):
     # chdb:///abs/path is the embedded engine (one process per directory); http(s)://host:8123 a server.
@@ -101,8 +128,11 @@ class ConnectorSettings(BaseModel):
     venue: str = "binance-usdm"
     symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
     ws_base_url: str | None = None  # None: the venue's production URL
+    rest_base_url: str | None = None
     channels: CsvList = Field(default_factory=lambda: ["aggTrade"])
     stale_after_s: float = 30.0  # no message for this long -> reconnect
+    rest_timeout_s: float = 10.0
+    refresh_s: float = 3600.0  # instrument metadata refresh and periodic REST polls
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 

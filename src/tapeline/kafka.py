@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
+import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tapeline.codec import AvroCodec
-from tapeline.config import Settings
+from tapeline.config import Settings, TopicSettings
 from tapeline.events import DeadLetter
-from tapeline.metrics import DEAD_LETTERS
+from tapeline.metrics import DEAD_LETTERS, EVENTS_OUT
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +85,21 @@ class DeadLetters:
             log.warning("dead-letter (%s) %s [%s] raw=%.200r", self.source, reason, context, raw_bytes)
         letter = DeadLetter(self.source, reason, raw_bytes, time.time_ns(), context)
         produce(self.producer, self.topic, self.codec.encode_event(letter), self.source.encode())
+
+
+class EventPublisher:
+    """Publishes normalized events to their topics, keyed by venue|instrument (one partition per instrument)."""
+
+    def __init__(self, producer: Producer, topics: TopicSettings, codec: AvroCodec | None = None) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.codec = codec or AvroCodec()
+        self.published = 0
+
+    def publish(self, events: list[msgspec.Struct]) -> None:
+        for event in events:
+            tag = type(event).__struct_config__.tag
+            key = f"{event.venue}|{event.instrument}".encode()
+            produce(self.producer, self.topics.for_event(tag), self.codec.encode_event(event), key)
+            EVENTS_OUT.labels(event.venue, tag).inc()
+        self.published += len(events)

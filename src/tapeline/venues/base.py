@@ -97,6 +97,10 @@ class VenueSession(ABC):
         """The answer to a request this session asked for (or a recorded one in a capture)."""
         return Output()
 
+    def on_rest_error(self, request: RestRequest, reason: str, recv_ts_ns: int) -> Output:
+        """A request failed after retries; the session may ask again (e.g. for a book snapshot)."""
+        return Output()
+
     def rest_request_for(self, url: str) -> RestRequest | None:
         """Which of this session's requests a recorded REST URL answers (replay), or None."""
         return None
