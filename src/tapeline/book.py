@@ -27,9 +27,9 @@ class L2Book:
         """Replace the whole book; a crossed or non-positive snapshot is rejected."""
         self.bids = {p: q for p, q in bids if q > 0}
         self.asks = {p: q for p, q in asks if q > 0}
-        if self.bids and self.asks and max(self.bids) >= min(self.asks):
+        if self.bids and self.asks and (best_bid := max(self.bids)) >= (best_ask := min(self.asks)):
             self.invalidate()
-            raise BadMessage(f"crossed snapshot: best bid {max(self.bids)} >= best ask {min(self.asks)}")
+            raise BadMessage(f"crossed snapshot: best bid {best_bid} >= best ask {best_ask}")
         self.last_seq = seq
         self.verified = True
 
