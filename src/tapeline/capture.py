@@ -37,10 +37,15 @@ def read_capture(path: Path) -> Iterator[CaptureLine]:
 
 def merge_tagged(paths: Iterable[Path]) -> Iterator[tuple[Path, CaptureLine]]:
     """(file, line) of several files merged by receive time; lines without one keep their file order."""
-    streams = [((Path(p), line) for line in read_capture(Path(p))) for p in paths]
+    streams = [_tagged(Path(p)) for p in paths]
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=lambda tagged: tagged[1].recv_ts_ns or 0)
+
+
+def _tagged(path: Path) -> Iterator[tuple[Path, CaptureLine]]:
+    for line in read_capture(path):
+        yield path, line
 
 
 def merge_captures(paths: Iterable[Path]) -> Iterator[CaptureLine]:

@@ -1,21 +1,26 @@
-"""The `tapeline` command: offline tools over capture files, migrations, local broker, queries."""
+"""The `tapeline` command: capture tools (normalize, bars, replay, record, import), migrations, queries."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import msgspec
+from rich.progress import Progress
 
-from tapeline.capture import merge_tagged, read_capture
+from tapeline.capture import read_capture
 from tapeline.config import INTERVAL_NS, Settings
-from tapeline.errors import BadMessage
 from tapeline.events import Trade
 from tapeline.flow.bars import BarAggregator
+from tapeline.replay import CaptureWriter, Rejected, replay
 from tapeline.rpc.commands import query
-from tapeline.venues import VENUE_MODULES, detect_venue, venue_module
+from tapeline.venues import SESSIONS, detect_venue, make_session
+from tapeline.venues.base import VenueSession
 
 _json = msgspec.json.Encoder()
 
@@ -23,6 +28,9 @@ _json = msgspec.json.Encoder()
 @click.group()
 def main() -> None:
     """Tapeline: crypto order flow from venue websockets to bars, footprints and signals."""
+
+
+main.add_command(query)
 
 
 @main.command()
@@ -37,7 +45,7 @@ def migrate() -> None:
 
 
 _venue_option = click.option(
-    "--venue", type=click.Choice(sorted(VENUE_MODULES)), help="Venue of the captures (default: read from each file)."
+    "--venue", type=click.Choice(list(SESSIONS)), help="Venue of the captures (default: read from each file)."
 )
 _captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 
@@ -46,10 +54,14 @@ _captures_argument = click.argument("captures", nargs=-1, required=True, type=cl
 @_venue_option
 @_captures_argument
 def normalize(venue: str | None, captures: tuple[Path, ...]) -> None:
-    """Print the normalized events of capture files as JSON lines (merged by receive time)."""
+    """Print the normalized events of capture files as JSON lines, merged by receive time.
+
+    Files of one venue share a session, so an instruments REST capture among them supplies contract
+    values to the others.
+    """
     out = sys.stdout.buffer
-    for trade in _trades(captures, venue):
-        out.write(_json.encode(trade) + b"\n")
+    for event in _events(captures, venue):
+        out.write(_json.encode(event) + b"\n")
 
 
 @main.command()
@@ -64,7 +76,8 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, venue: str | None,
         lateness_ms = Settings().processor.allowed_lateness_ms
     aggregator = BarAggregator(intervals, lateness_ms * 1_000_000)
     late = 0
-    for position, trade in enumerate(_trades(captures, venue)):
+    trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
+    for position, trade in enumerate(trades):
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
     rows = sorted(aggregator.drain(), key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns))
@@ -75,19 +88,139 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, venue: str | None,
         click.echo(f"{late} trades arrived after their bar was final (raise --lateness-ms to include them)", err=True)
 
 
-def _trades(captures: tuple[Path, ...], venue: str | None) -> Iterator[Trade]:
-    """Trades of the captures merged by receive time; bad lines are reported on stderr, once per reason."""
-    parsers = {path: venue_module(venue or _capture_venue(path)).parse for path in captures}
-    reasons: dict[str, int] = {}
-    for path, line in merge_tagged(captures):
-        try:
-            yield from parsers[path](line.raw, line.recv_ts_ns)
-        except BadMessage as exc:
-            if exc.reason not in reasons:
-                click.echo(f"{path}:{line.line or '?'}: skipped: {exc.reason}", err=True)
-            reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+@main.command("replay")
+@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="With --pace recorded: how many times faster.")
+@_venue_option
+@_captures_argument
+def replay_command(pace: str, speed: float, venue: str | None, captures: tuple[Path, ...]) -> None:
+    """Feed captures through the connector code into Kafka (REST lines in them answer its REST requests)."""
+    from tapeline.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
+
+    settings = Settings()
+    ensure_topics(settings, settings.topics.venue_topics)
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    dead_letters = DeadLetters(producer, settings.topics.dead_letter, "replay")
+    total = sum(1 for path in captures for _ in read_capture(path))
+    first_recv = started = None
+    with Progress() as progress:
+        task = progress.add_task("replaying", total=total)
+        for path, line, result in replay(_sessions(captures, venue), captures):
+            if pace == "recorded" and line.recv_ts_ns:
+                first_recv = first_recv or line.recv_ts_ns
+                started = started or time.monotonic()
+                delay = (line.recv_ts_ns - first_recv) / 1e9 / speed - (time.monotonic() - started)
+                if delay > 0:
+                    time.sleep(delay)
+            if isinstance(result, Rejected):
+                dead_letters.send(line.raw, result.reason, f"{path}:{line.line}")
+            else:
+                publisher.publish(result)
+            producer.poll(0)
+            progress.advance(task)
+    producer.flush()
+    click.echo(
+        f"published {publisher.published} events to {settings.topics.prefix}*, dead-lettered {dead_letters.count}"
+    )
+
+
+@main.command()
+@click.option("--venue", type=click.Choice(list(SESSIONS)), required=True)
+@click.option("--symbols", required=True, help="Comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT.")
+@click.option("--channels", default=None, help="Comma-separated channels (default: all the venue offers).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Capture file to append to.")
+@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+def record(venue: str, symbols: str, channels: str | None, out_path: Path, duration: float) -> None:
+    """Record a venue's websocket messages and the REST answers used, in the capture format."""
+    import signal
+
+    from tapeline.connector import Connector
+
+    settings = Settings()
+    session = make_session(venue, symbols.split(","), channels.split(",") if channels else None,
+                           settings.connector.ws_base_url, settings.connector.rest_base_url)  # fmt: skip
+    writer = CaptureWriter(out_path, f"tapeline-record:{venue}")
+    counts: Counter[str] = Counter()
+
+    def count(events: list) -> None:
+        counts.update(type(e).__name__ for e in events)
+
+    def reject(raw: bytes | str, reason: str, context: str) -> None:
+        counts["rejected"] += 1
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        if duration:
+            asyncio.get_running_loop().call_later(duration, stop.set)
+        await Connector(session, settings.connector, count, reject, writer).run(stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        writer.close()
+    click.echo(f"recorded to {out_path}: {dict(counts)}")
+
+
+@main.command("import-binance")
+@click.option("--market", type=click.Choice(["usdm", "spot"]), required=True)
+@click.option("--kind", type=click.Choice(["aggTrades", "trades"]), required=True)
+@click.option("--symbol", required=True, help="Venue symbol of the files, e.g. BTCUSDT.")
+@click.option("--dry-run", is_flag=True, help="Print the trades as JSON lines instead of publishing them.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def import_binance(market: str, kind: str, symbol: str, dry_run: bool, files: tuple[Path, ...]) -> None:
+    """Backfill Binance data-archive CSV files (plain or .zip) into the trades topic."""
+    from tapeline.historical import read_trades
+
+    trades = (t for path in files for t in read_trades(path, market, kind, symbol))
+    if dry_run:
+        for trade in trades:
+            sys.stdout.buffer.write(_json.encode(trade) + b"\n")
+        return
+    from tapeline.kafka import EventPublisher, ensure_topics, make_producer
+
+    settings = Settings()
+    ensure_topics(settings, [settings.topics.trades])
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    batch: list[Trade] = []
+    for trade in trades:
+        batch.append(trade)
+        if len(batch) >= 10_000:
+            publisher.publish(batch)
+            producer.poll(0)
+            batch.clear()
+    publisher.publish(batch)
+    producer.flush()
+    click.echo(f"published {publisher.published} trades to {settings.topics.trades}")
+
+
+def _sessions(captures: tuple[Path, ...], venue: str | None) -> dict[Path, VenueSession]:
+    """One session per venue, shared by that venue's files."""
+    by_venue: dict[str, VenueSession] = {}
+    sessions = {}
+    for path in captures:
+        name = venue or _capture_venue(path)
+        if name not in by_venue:
+            by_venue[name] = make_session(name)
+        sessions[path] = by_venue[name]
+    return sessions
+
+
+def _events(captures: tuple[Path, ...], venue: str | None) -> Iterator[msgspec.Struct]:
+    """Normalized events of the captures; rejected lines are reported on stderr, once per reason."""
+    reasons: Counter[str] = Counter()
+    for _, _, result in replay(_sessions(captures, venue), captures):
+        if isinstance(result, Rejected):
+            if result.reason not in reasons:
+                click.echo(f"{result.path}:{result.line.line or '?'}: skipped: {result.reason}", err=True)
+            reasons[result.reason] += 1
+        else:
+            yield from result
     if reasons:
-        click.echo(f"skipped {sum(reasons.values())} lines that are not trades of a supported channel", err=True)
+        click.echo(f"skipped {sum(reasons.values())} lines that are not events of a supported channel", err=True)
 
 
 def _capture_venue(path: Path) -> str:
@@ -96,6 +229,3 @@ def _capture_venue(path: Path) -> str:
     if name is None:
         raise click.UsageError(f"cannot tell the venue of {path}; pass --venue")
     return name
-
-
-main.add_command(query)

@@ -1,115 +1,213 @@
-"""Venue connector: websocket -> parse -> Avro -> Kafka, one task per stream URL.
+"""Venue connector: drives a sans-I/O venue session with real websockets and REST.
 
-The loop is the same for every venue; the venue module supplies URLs and the parser. Reconnects
-use jittered exponential backoff that resets after a healthy session; a watchdog reconnects a
-connection that went silent. Bad messages go to the dead-letter topic and the loop keeps going.
+One task per websocket endpoint: connect, send the venue's subscribe frames, keep the connection
+alive (the venue's ping frame, a silence watchdog, a planned reconnect before the venue's own
+lifetime limit), and hand every message to the session. Events go to Kafka through the event sink;
+REST requests the session makes (instrument metadata, book snapshots, polls) are performed with
+rate-limit back-off and their answers fed back. Bad messages go to the dead-letter topic and the
+loop keeps going. Reconnects use jittered exponential backoff that resets after a healthy session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from types import ModuleType
+from collections.abc import Callable
 
+import msgspec
 import websockets
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Producer
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
-from tapeline.codec import AvroCodec
-from tapeline.config import Settings
+from tapeline.config import ConnectorSettings, Settings
 from tapeline.errors import BadMessage
-from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
-from tapeline.metrics import EVENTS_OUT, MESSAGES_IN, RECONNECTS
+from tapeline.events import BookGap
+from tapeline.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
+from tapeline.metrics import MESSAGES_IN, RECONNECTS
+from tapeline.replay import CaptureWriter
+from tapeline.rest import RestClient, RestError
+from tapeline.venues import make_session
+from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
 
 log = logging.getLogger(__name__)
 
 HEALTHY_SESSION_S = 30.0  # a session that lasted this long resets the backoff
 RETRYABLE = (OSError, asyncio.TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake)
+EventSink = Callable[[list[msgspec.Struct]], None]
+RejectSink = Callable[[bytes | str, str, str], None]  # raw, reason, context
+
+
+class _PlannedReconnect(Exception):
+    """The venue's connection lifetime is nearly over: reconnect now, on our terms."""
 
 
 class Connector:
-    def __init__(self, settings: Settings, venue: ModuleType) -> None:
+    def __init__(
+        self,
+        session: VenueSession,
+        settings: ConnectorSettings,
+        on_events: EventSink,
+        on_reject: RejectSink,
+        recorder: CaptureWriter | None = None,
+    ) -> None:
+        self.session = session
         self.settings = settings
-        self.venue = venue
-        self.codec = AvroCodec()
-        self.topic = settings.topics.trades
-        self.producer = make_producer(settings, on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
-        self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, f"connector:{venue.VENUE}")
-        self.published = 0
-        self.delivery_errors = 0
-        self._messages_in = MESSAGES_IN.labels(venue.VENUE)
-        self._reconnects = RECONNECTS.labels(venue.VENUE)
-
-    def urls(self) -> list[str]:
-        cfg = self.settings.connector
-        return self.venue.stream_urls(cfg.ws_base_url or self.venue.WS_BASE_URL, cfg.symbols, cfg.channels)
+        self.on_events = on_events
+        self.on_reject = on_reject
+        self.recorder = recorder
+        self._rest: RestClient | None = None
+        self._in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._messages_in = MESSAGES_IN.labels(session.VENUE)
+        self._reconnects = RECONNECTS.labels(session.VENUE)
 
     async def run(self, stop: asyncio.Event) -> None:
-        ensure_topics(self.settings, [self.topic, self.settings.topics.dead_letter])
-        tasks = [asyncio.create_task(self._keep_connected(url, stop)) for url in self.urls()]
-        poller = asyncio.create_task(self._poll_deliveries(stop))
-        try:
-            await stop.wait()
-        finally:
-            for task in [*tasks, poller]:
-                task.cancel()
-            await asyncio.gather(*tasks, poller, return_exceptions=True)
-            remaining = self.producer.flush(30)
-            log.info("connector stopped: %d published, %d dead-lettered, %d unflushed",
-                     self.published, self.dead_letters.count, remaining)  # fmt: skip
+        async with RestClient(self.settings.rest_timeout_s) as rest:
+            self._rest = rest
+            await self._perform(self.session.startup(), wait=True)  # instruments before the first message
+            loops = [asyncio.create_task(self._keep_connected(ep, stop)) for ep in self.session.endpoints()]
+            loops.append(asyncio.create_task(self._refresh(stop)))
+            try:
+                await stop.wait()
+            finally:
+                for task in [*loops, *self._tasks]:
+                    task.cancel()
+                await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
 
-    async def _keep_connected(self, url: str, stop: asyncio.Event) -> None:
-        cfg = self.settings.connector
+    # ----------------------------------------------------------------- websocket
+
+    async def _keep_connected(self, endpoint: WsEndpoint, stop: asyncio.Event) -> None:
+        cfg = self.settings
         while not stop.is_set():
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(RETRYABLE),
                 wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
                 stop=stop_never,
                 before_sleep=lambda state: log.warning(
-                    "%s: reconnecting in %.1fs after %r", url, state.next_action.sleep, state.outcome.exception()
+                    "%s: reconnecting in %.1fs after %r",
+                    endpoint.url,
+                    state.next_action.sleep,
+                    state.outcome.exception(),
                 ),
             )
             async for attempt in retrying:
                 with attempt:
-                    await self._session(url)  # returns only after a healthy session: backoff restarts
+                    await self._session(endpoint)  # returns only after a healthy session: backoff restarts
 
-    async def _session(self, url: str) -> None:
-        stale_after = self.settings.connector.stale_after_s
+    async def _session(self, endpoint: WsEndpoint) -> None:
+        url = endpoint.url
         async with websockets.connect(url, ping_interval=20, ping_timeout=20, max_size=2**24) as ws:
             log.info("connected %s", url)
             started = time.monotonic()
+            for frame in endpoint.subscribe:
+                await ws.send(frame)
+            keepalive = asyncio.create_task(self._keepalive(ws, endpoint)) if endpoint.keepalive_s else None
             try:
-                while True:
-                    # Watchdog: a connection that stays silent is dead even if TCP says otherwise.
-                    payload = await asyncio.wait_for(ws.recv(decode=False), timeout=stale_after)
-                    self.handle(payload, time.time_ns(), url)
-            except RETRYABLE:
+                await self._receive(ws, endpoint, started)
+            except (*RETRYABLE, _PlannedReconnect) as exc:
                 self._reconnects.inc()
+                self._handle(self.session.on_disconnect(url, time.time_ns()), url)
+                if isinstance(exc, _PlannedReconnect):
+                    return
                 if time.monotonic() - started < HEALTHY_SESSION_S:
                     raise
-                log.info("%s: connection dropped after a healthy session; reconnecting now", url)
+                log.info("%s: dropped after a healthy session (%r); reconnecting now", url, exc)
+            finally:
+                if keepalive:
+                    keepalive.cancel()
 
-    def handle(self, payload: bytes, recv_ts_ns: int, context: str = "") -> None:
-        """One websocket message: publish its events, or dead-letter it with the reason."""
-        self._messages_in.inc()
+    async def _receive(self, ws: websockets.ClientConnection, endpoint: WsEndpoint, started: float) -> None:
+        stale_after = self.settings.stale_after_s
+        deadline = started + endpoint.max_lifetime_s if endpoint.max_lifetime_s else None
+        while True:
+            if deadline and time.monotonic() > deadline:
+                raise _PlannedReconnect()
+            # Watchdog: a connection that stays silent is dead even if TCP says otherwise.
+            payload = await asyncio.wait_for(ws.recv(decode=False), timeout=stale_after)
+            recv_ts = time.time_ns()
+            self._messages_in.inc()
+            if self.recorder:
+                self.recorder.write(endpoint.url, payload, recv_ts)
+            try:
+                out = self.session.on_ws(payload, recv_ts, endpoint.url)
+            except BadMessage as exc:
+                self.on_reject(payload, exc.reason, endpoint.url)
+                continue
+            self._handle(out, endpoint.url)
+            if any(isinstance(e, BookGap) for e in out.events):
+                # Venues without a REST resync (Bybit, OKX) resync a broken book by subscribing again.
+                for frame in self.session.resubscribe_frames(endpoint.url):
+                    await ws.send(frame)
+
+    async def _keepalive(self, ws: websockets.ClientConnection, endpoint: WsEndpoint) -> None:
+        while True:
+            await asyncio.sleep(endpoint.keepalive_s)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(endpoint.keepalive_frame)
+
+    # ---------------------------------------------------------------------- REST
+
+    def _handle(self, out: Output, context: str) -> None:
+        if out.events:
+            self.on_events(out.events)
+        for request in out.requests:
+            if request.key not in self._in_flight:  # one snapshot per book at a time
+                self._in_flight.add(request.key)
+                task = asyncio.create_task(self._fetch(request))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _perform(self, out: Output, wait: bool = False) -> None:
+        self._handle(out, "startup")
+        if wait and self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _fetch(self, request: RestRequest) -> None:
+        assert self._rest is not None
         try:
-            events = self.venue.parse(payload, recv_ts_ns)
-        except BadMessage as exc:
-            self.dead_letters.send(payload, exc.reason, context)
+            body = await self._rest.fetch(request)
+        except (RestError, OSError, TimeoutError) as exc:
+            log.error("%s failed after retries: %s", request.url, exc)
+            self._in_flight.discard(request.key)
+            self._handle(self.session.on_rest_error(request, str(exc), time.time_ns()), request.url)
             return
-        for event in events:
-            key = f"{event.venue}|{event.instrument}".encode()
-            produce(self.producer, self.topic, self.codec.encode_event(event), key)
-            EVENTS_OUT.labels(event.venue, "trade").inc()
-        self.published += len(events)
+        recv_ts = time.time_ns()
+        self._in_flight.discard(request.key)
+        if self.recorder:
+            conn = request.url if request.method == "GET" else f"{request.method} {request.url} {request.body.decode()}"
+            self.recorder.write(conn, body, recv_ts)
+        try:
+            out = self.session.on_rest(request, body, recv_ts)
+        except BadMessage as exc:
+            self.on_reject(body, exc.reason, request.url)
+            return
+        self._handle(out, request.url)
 
-    async def _poll_deliveries(self, stop: asyncio.Event) -> None:
+    async def _refresh(self, stop: asyncio.Event) -> None:
+        """Instrument metadata refresh and the venue's periodic polls."""
         while not stop.is_set():
-            self.producer.poll(0)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.settings.refresh_s)
+            self._handle(self.session.startup(), "refresh")
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self.delivery_errors += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
+
+def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Connector, Producer]:
+    """The live wiring: the configured venue session, publishing to Kafka, rejects to the dead-letter topic."""
+    cfg = settings.connector
+    session = make_session(cfg.venue, cfg.symbols, cfg.channels, cfg.ws_base_url, cfg.rest_base_url)
+    ensure_topics(settings, settings.topics.venue_topics)
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    dead_letters = DeadLetters(producer, settings.topics.dead_letter, f"connector:{cfg.venue}")
+    return Connector(session, cfg, publisher.publish, dead_letters.send, recorder), producer
+
+
+async def serve_producer(producer: Producer, stop: asyncio.Event) -> None:
+    """Serve delivery callbacks while running; flush what is queued on the way out."""
+    while not stop.is_set():
+        producer.poll(0)
+        await asyncio.sleep(0.05)
+    remaining = producer.flush(30)
+    if remaining:
+        log.error("%d messages were not delivered before shutdown", remaining)

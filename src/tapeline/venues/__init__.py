@@ -1,26 +1,59 @@
-"""Venue modules. Each has the same shape: VENUE, WS_BASE_URL, stream_urls(), parse()."""
+"""Venue modules, one per venue, each with the same shape (see base.py)."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
-from tapeline.venues import binance_usdm
+from tapeline.venues.base import VenueSession
 
-VENUE_MODULES: dict[str, ModuleType] = {binance_usdm.VENUE: binance_usdm}
+# Imported on first use, so a connector loads only its own venue.
+SESSIONS = {
+    "binance-usdm": "tapeline.venues.binance_usdm:BinanceUsdmSession",
+    "binance-spot": "tapeline.venues.binance_spot:BinanceSpotSession",
+    "bybit-linear": "tapeline.venues.bybit:BybitLinearSession",
+    "bybit-spot": "tapeline.venues.bybit:BybitSpotSession",
+    "okx": "tapeline.venues.okx:OkxSession",
+    "hyperliquid": "tapeline.venues.hyperliquid:HyperliquidSession",
+}
 
 # How a capture file names its venue: a directory in its path, or the host it was recorded from.
-_CAPTURE_HINTS = {"binance_usdm": binance_usdm.VENUE, "fstream.binance.com": binance_usdm.VENUE}
+_CAPTURE_HINTS = {
+    "binance_usdm": "binance-usdm",
+    "fstream.binance.com": "binance-usdm",
+    "binance_spot": "binance-spot",
+    "stream.binance.com": "binance-spot",
+    "okx": "okx",
+    "okex": "okx",
+    "hyperliquid": "hyperliquid",
+}
 
 
-def venue_module(name: str) -> ModuleType:
+def session_class(venue: str) -> type[VenueSession]:
     try:
-        return VENUE_MODULES[name]
+        module, name = SESSIONS[venue].split(":")
     except KeyError:
-        raise ValueError(f"unknown venue {name!r}; supported: {', '.join(sorted(VENUE_MODULES))}") from None
+        raise ValueError(f"unknown venue {venue!r}; supported: {', '.join(SESSIONS)}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def make_session(
+    venue: str,
+    symbols: Sequence[str] = (),
+    channels: Sequence[str] | None = None,
+    ws_base_url: str | None = None,
+    rest_base_url: str | None = None,
+) -> VenueSession:
+    cls = session_class(venue)
+    if channels is None:
+        channels = cls.DEFAULT_CHANNELS or cls.CHANNELS
+    return cls(symbols, list(channels), ws_base_url, rest_base_url)
 
 
 def detect_venue(path: Path, conn: str | None = None) -> str | None:
     """The venue of a capture file, from its path or its recorded connection URL."""
-    haystack = f"{path.resolve()} {conn or ''}"
+    haystack = f"{path.resolve()} {conn or ''}".lower()
+    if "bybit" in haystack:
+        return "bybit-spot" if "spot" in haystack else "bybit-linear"
     return next((venue for hint, venue in _CAPTURE_HINTS.items() if hint in haystack), None)

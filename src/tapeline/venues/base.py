@@ -64,6 +64,7 @@ class VenueSession(ABC):
     WS_BASE_URL: str
     REST_BASE_URL: str
     CHANNELS: tuple[str, ...]  # channel names this venue accepts, e.g. ("aggTrade", "trade", "depth")
+    DEFAULT_CHANNELS: tuple[str, ...] = ()  # what a connector subscribes when not told (empty: CHANNELS)
 
     def __init__(
         self,
@@ -104,6 +105,10 @@ class VenueSession(ABC):
     def rest_request_for(self, url: str) -> RestRequest | None:
         """Which of this session's requests a recorded REST URL answers (replay), or None."""
         return None
+
+    def resubscribe_frames(self, url: str | None = None) -> list[str]:
+        """Frames to send on connection `url` to resync broken books (venues without a REST resync)."""
+        return []
 
     def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
         """A connection dropped: books it fed are no longer verified (emit BookGap, resync later)."""
