@@ -149,7 +149,9 @@ def _capture_payloads() -> list[bytes]:
 
 @click.command()
 @click.option("--trades", default=300_000, show_default=True, help="Trades for the processor/end-to-end runs.")
-@click.option("--rate", default=8_000.0, show_default=True, help="Simulator rate for the end-to-end run (sustainable here).")
+@click.option(
+    "--rate", default=8_000.0, show_default=True, help="Simulator rate for the end-to-end run (sustainable here)."
+)
 @click.option("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"), show_default=True)
 def main(trades: int, rate: float, out: str) -> None:
     payloads = _capture_payloads()
