@@ -18,6 +18,7 @@ from pathlib import Path
 import fastavro
 import msgspec
 
+from tapeline.avro_writer import compile_writer
 from tapeline.errors import SchemaError
 from tapeline.events import as_record
 from tapeline.paths import schemas_dir
@@ -76,6 +77,13 @@ class AvroCodec:
 
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         self.registry = registry or default_registry()
+        # Compiled writers for the newest version of each record (fastavro for anything they don't cover).
+        self._writers = {}
+        for name, versions in self.registry.versions.items():
+            newest = versions[-1]
+            writer = compile_writer(newest.parsed, _HEADER.pack(MAGIC, newest.schema_id))
+            if writer is not None:
+                self._writers[name] = writer
 
     def encode(self, record: dict, name: str, version: int | None = None) -> bytes:
         reg = self.registry.latest(name) if version is None else self.registry.version(name, version)
@@ -85,6 +93,10 @@ class AvroCodec:
         return buf.getvalue()
 
     def encode_event(self, event: msgspec.Struct, name: str | None = None) -> bytes:
+        """Encode an event with the newest schema of its record (the hot path of every service)."""
+        writer = self._writers.get(_full_name(name or type(event).__name__))
+        if writer is not None:
+            return writer(event)
         return self.encode(as_record(event), name or type(event).__name__)
 
     def schema_of(self, frame: bytes) -> RegisteredSchema:
