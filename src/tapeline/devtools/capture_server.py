@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +37,7 @@ def _rest_key(conn: str) -> str | None:
 class CaptureServer:
     captures: list[Path]
     drop_after: int | None = None  # close each connection after this many messages
+    pause_at: int | None = None  # stop feeding after this many messages in total until resume() is called
     ws_lines: list[CaptureLine] = field(default_factory=list)
     rest: dict[str, str] = field(default_factory=dict)
     sent: int = 0  # websocket messages delivered so far (over all connections)
@@ -50,6 +53,11 @@ class CaptureServer:
                 self.ws_lines.append(line)
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
+        self._resumed = asyncio.Event()
+        self.paused = asyncio.Event()  # set while feeding waits at pause_at
+
+    def resume(self) -> None:
+        self._resumed.set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         app = web.Application()
@@ -88,6 +96,9 @@ class CaptureServer:
                 while self.sent < len(self.ws_lines) and not ws.closed:
                     if self.drop_after is not None and sent_here >= self.drop_after:
                         break
+                    if self.sent == self.pause_at and not self._resumed.is_set():
+                        self.paused.set()
+                        await self._resumed.wait()
                     await ws.send_str(self.ws_lines[self.sent].raw)
                     self.sent += 1
                     sent_here += 1
@@ -105,3 +116,42 @@ class CaptureServer:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str("pong")
+
+
+class CaptureServerThread:
+    """Runs a CaptureServer on its own event loop in a background thread (for tests driving it from outside)."""
+
+    def __init__(self, server: CaptureServer) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+
+    def __enter__(self) -> CaptureServerThread:
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.port = self.loop.run_until_complete(self.server.start())
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def wait_paused(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server.paused.is_set():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def resume(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.resume)
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
