@@ -106,3 +106,69 @@ def test_every_message_accounted_for_across_ws_drop_and_broker_restart(settings:
     reasons = " | ".join(letter["reason"] for letter in letters)
     assert "invalid JSON" in reasons and "positive and finite" in reasons
     assert len(trades) + len(letters) == total
+
+
+def _bybit(raw: dict) -> list[str]:
+    return [f"{t['s']}:{t['i']}" for t in raw.get("data", [])] if raw.get("topic", "").startswith("publicTrade") else []
+
+
+def _okx(raw: dict) -> list[str]:
+    if raw.get("arg", {}).get("channel") != "trades":
+        return []
+    return [f"{t['instId']}:{t['tradeId']}" for t in raw["data"] if t["instId"].count("-") < 3]  # options: rejected
+
+
+def _hyperliquid(raw: dict) -> list[str]:
+    return [f"{t['coin']}:{t['tid']}" for t in raw["data"]] if raw.get("channel") == "trades" else []
+
+
+VENUE_CASES = {
+    "bybit-linear": ("bybit_v5/publicTrade/cryptofeed_v3_*linear.jsonl", "publicTrade", _bybit, "s"),
+    "okx": ("okx_v5/trades/cryptofeed_*.jsonl", "trades", _okx, "instId"),
+    "hyperliquid": ("hyperliquid/trades/hftbacktest_*.jsonl", "trades", _hyperliquid, "coin"),
+}
+
+
+@pytest.mark.parametrize("venue", list(VENUE_CASES))
+def test_other_venues_trades_accounted_for(venue: str, settings: Settings, tmp_path: Path) -> None:
+    pattern, channel, expected_of, symbol_field = VENUE_CASES[venue]
+    captures = data_files(pattern)
+    if venue == "okx":
+        captures += data_files("okx_v5/rest_instruments/*.jsonl")  # contract values for SWAP/FUTURES sizes
+    expected, symbols, rejected_lines = set(), set(), 0
+    for path in captures:
+        for text in path.read_text().splitlines():
+            record = json.loads(text)
+            if (record.get("conn") or "").startswith("http"):
+                continue
+            raw = json.loads(record["raw"])
+            ids = expected_of(raw)
+            expected.update(ids)
+            items = raw.get("data", []) if isinstance(raw.get("data"), list) else []
+            symbols.update(t[symbol_field] for t in items if t.get(symbol_field, "").count("-") < 3)
+            rejected_lines += venue == "okx" and any(t["instId"].count("-") >= 3 for t in items)
+    server = CaptureServer(captures)
+    with CaptureServerThread(server) as stand_in:
+        env = {
+            "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
+            "TAPELINE_CONNECTOR__VENUE": venue,
+            "TAPELINE_CONNECTOR__SYMBOLS": ",".join(sorted(symbols)),
+            "TAPELINE_CONNECTOR__CHANNELS": channel,
+            "TAPELINE_CONNECTOR__WS_BASE_URL": f"ws://127.0.0.1:{stand_in.port}",
+            "TAPELINE_CONNECTOR__REST_BASE_URL": f"http://127.0.0.1:{stand_in.port}",
+        }
+        connector = Service("connector", env, tmp_path)
+        try:
+            wait_for(lambda: server.sent >= len(server.ws_lines), 60, "the capture to be sent", [connector])
+            time.sleep(3)
+        finally:
+            assert connector.stop() == 0, connector.log_tail()
+    codec = AvroCodec()
+    trades = [codec.decode(v) for v in _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")]
+    ids = [f"{t['symbol']}:{t['trade_id']}" for t in trades]
+    assert len(ids) == len(set(ids)), "a trade was published twice"
+    assert set(ids) == expected, (len(set(ids)), len(expected), connector.log_tail())
+    assert all(t["qty_base"] > 0 and t["side"] in ("buy", "sell") for t in trades)
+    letters = _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}")
+    assert len(letters) == rejected_lines
