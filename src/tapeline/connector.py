@@ -68,7 +68,9 @@ class Connector:
             self._rest = rest
             await self._perform(self.session.startup(), wait=True)  # instruments before the first message
             loops = [asyncio.create_task(self._keep_connected(ep, stop)) for ep in self.session.endpoints()]
-            loops.append(asyncio.create_task(self._refresh(stop)))
+            loops.append(asyncio.create_task(self._every(self.settings.refresh_s, self.session.startup, stop)))
+            if self.session.POLL_INTERVAL_S:
+                loops.append(asyncio.create_task(self._every(self.session.POLL_INTERVAL_S, self.session.poll, stop)))
             try:
                 await stop.wait()
             finally:
@@ -185,11 +187,11 @@ class Connector:
             return
         self._handle(out, request.url)
 
-    async def _refresh(self, stop: asyncio.Event) -> None:
-        """Instrument metadata refresh and the venue's periodic polls."""
+    async def _every(self, interval_s: float, requests: Callable[[], Output], stop: asyncio.Event) -> None:
+        """Instrument metadata refresh, and REST polls for data without a stream (open interest)."""
         while not stop.is_set():
-            await asyncio.sleep(self.settings.refresh_s)
-            self._handle(self.session.startup(), "refresh")
+            await asyncio.sleep(interval_s)
+            self._handle(requests(), "periodic")
 
 
 def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Connector, Producer]:

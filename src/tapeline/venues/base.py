@@ -65,6 +65,7 @@ class VenueSession(ABC):
     REST_BASE_URL: str
     CHANNELS: tuple[str, ...]  # channel names this venue accepts, e.g. ("aggTrade", "trade", "depth")
     DEFAULT_CHANNELS: tuple[str, ...] = ()  # what a connector subscribes when not told (empty: CHANNELS)
+    POLL_INTERVAL_S: float | None = None  # how often the connector calls poll() (REST-only data, e.g. open interest)
 
     def __init__(
         self,
@@ -93,6 +94,10 @@ class VenueSession(ABC):
     @abstractmethod
     def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
         """One websocket message -> events. Raises BadMessage with the reason."""
+
+    def poll(self) -> Output:
+        """Requests for data the venue serves only over REST, made every POLL_INTERVAL_S."""
+        return Output()
 
     def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         """The answer to a request this session asked for (or a recorded one in a capture)."""
