@@ -10,8 +10,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from tapeline.codec import AvroCodec
 from tapeline.config import KafkaSettings, Settings, TopicSettings
 from tapeline.devtools import kafka_local
 from tapeline.devtools.supervisor import ServiceProcess
-from tapeline.kafka import ensure_topics, make_producer, produce
+from tapeline.kafka import EventPublisher, ensure_topics, make_producer, produce
 from tapeline.paths import REPO_ROOT
 from tapeline.rpc.client import QueryClient, QueryError
 from tapeline.venues import binance_usdm
@@ -68,20 +70,33 @@ def bench_produce(payloads: list[bytes], settings: Settings) -> float:
 
 
 def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[float, float]:
-    """Processor alone: trades already in Kafka -> bars in ClickHouse; (trades/s, seconds)."""
+    """Processor alone: (trades/s, seconds) from the first trade published until all are in bars.
+
+    The processor is started and joined to its group first; the trades are then published as the
+    connector would (per-instrument batches), faster than the processor consumes them.
+    """
     payloads = _capture_payloads()
-    codec, producer = AvroCodec(), make_producer(settings)
-    ensure_topics(settings, [settings.topics.trades])
     parsed = [t for p in payloads for t in binance_usdm.parse(p, 1)]
     step = parsed[-1].ts_ns - parsed[0].ts_ns + 1_000_000
+    feed = []
     for i in range(trades):
         base = parsed[i % len(parsed)]
         shifted = base.__copy__()
         shifted.ts_ns += step * (i // len(parsed))  # later copies move forward in time, as a live feed would
         shifted.trade_id = f"{base.trade_id}-{i // len(parsed)}"
-        produce(producer, settings.topics.trades, codec.encode_event(shifted), b"binance-usdm|BTC-USDT-PERP")
-    producer.flush()
-    return _time_to_bars(settings, trades, workdir, extra_env={})
+        feed.append(shifted)
+    ensure_topics(settings, [settings.topics.trades])
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+
+    def publish() -> None:
+        for trade in feed:
+            publisher.publish([trade])
+            producer.poll(0)
+        publisher.flush_all()
+        producer.flush()
+
+    return _time_to_bars(settings, trades, workdir, extra_env={}, before=publish)
 
 
 def bench_end_to_end(settings: Settings, trades: int, rate: float, workdir: Path) -> tuple[float, float]:
@@ -135,7 +150,12 @@ def venue_benchmarks() -> str:
 
 
 def _time_to_bars(
-    settings: Settings, trades: int, workdir: Path, extra_env: dict[str, str], with_connector: bool = False
+    settings: Settings,
+    trades: int,
+    workdir: Path,
+    extra_env: dict[str, str],
+    with_connector: bool = False,
+    before: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
     query_port = 19551
     env = {
@@ -155,6 +175,10 @@ def _time_to_bars(
         with QueryClient(f"127.0.0.1:{query_port}") as client:
             client.wait_ready(120)
             first_seen = None
+            if before is not None:
+                time.sleep(8)  # the Faust worker joins its group after the gRPC server is up
+                first_seen = time.monotonic()
+                threading.Thread(target=before, daemon=True).start()
             while True:
                 for proc in procs:
                     if not proc.running:
@@ -173,7 +197,7 @@ def _time_to_bars(
                     return trades / elapsed, elapsed
                 if time.monotonic() - started > 900:
                     sys.exit(f"only {done} of {trades} trades reached ClickHouse in 900 s")
-                time.sleep(0.2)
+                time.sleep(0.1)
     finally:
         for proc in procs:
             proc.stop()

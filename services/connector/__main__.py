@@ -14,11 +14,11 @@ async def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics.serve(settings.metrics.port)
-    live, producer = connector.build(settings)
+    live, publisher = connector.build(settings)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await asyncio.gather(live.run(stop), connector.serve_producer(producer, stop))
+    await asyncio.gather(live.run(stop), connector.serve_producer(publisher, stop))
 
 
 if __name__ == "__main__":

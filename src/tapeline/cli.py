@@ -17,6 +17,7 @@ from tapeline.capture import read_capture
 from tapeline.config import INTERVAL_NS, Settings
 from tapeline.events import Trade
 from tapeline.flow.bars import BarAggregator
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.replay import CaptureWriter, Rejected, replay
 from tapeline.rpc.commands import query
 from tapeline.venues import SESSIONS, detect_venue, make_session
@@ -88,6 +89,54 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, venue: str | None,
         click.echo(f"{late} trades arrived after their bar was final (raise --lateness-ms to include them)", err=True)
 
 
+@main.command()
+@click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
+              type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
+@click.option("--bucket", "buckets", multiple=True, metavar="INSTRUMENT=SIZE",
+              help="Price bucket size of an instrument, e.g. BTC-USDT-PERP=10; repeat for several. "
+                   "Default: the smallest 1/2/2.5/5 x 10^n >= 5 bp of the instrument's first price.")  # fmt: skip
+@click.option("--levels", is_flag=True, help="Also print each bar's price levels, after the bar.")
+@click.option("--imbalance-ratio", default=3.0, show_default=True, help="Diagonal imbalance ratio.")
+@click.option("--imbalance-min-volume", default=0.0, show_default=True, help="Minimum base volume of an imbalance.")
+@click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
+@_venue_option
+@_captures_argument
+def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool, imbalance_ratio: float,
+              imbalance_min_volume: float, lateness_ms: int | None, venue: str | None,
+              captures: tuple[Path, ...]) -> None:  # fmt: skip
+    """Print final footprint bars of capture files as JSON lines (FootprintBar; with --levels, FootprintLevel too)."""
+    sizes = {}
+    for spec in buckets:
+        instrument, _, size = spec.partition("=")
+        try:
+            sizes[instrument] = float(size)
+        except ValueError:
+            raise click.BadParameter(f"{spec!r} is not INSTRUMENT=SIZE", param_hint="--bucket") from None
+        if not sizes[instrument] > 0 or not instrument:
+            raise click.BadParameter(f"{spec!r}: need an instrument and a positive size", param_hint="--bucket")
+    if lateness_ms is None:
+        lateness_ms = Settings().processor.allowed_lateness_ms
+    aggregator = FootprintAggregator(intervals, lateness_ms * 1_000_000, BucketPolicy(sizes), imbalance_ratio,
+                                     imbalance_min_volume)  # fmt: skip
+    late = 0
+    trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
+    for position, trade in enumerate(trades):
+        late += bool(aggregator.add(trade, position))
+    aggregator.flush()
+    level_rows, bar_rows = aggregator.drain()
+    by_bar: dict[tuple[str, str, str, int], list] = {}
+    for level in level_rows:
+        by_bar.setdefault((level.venue, level.instrument, level.interval, level.start_ns), []).append(level)
+    out = sys.stdout.buffer
+    for bar in sorted(bar_rows, key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns)):
+        out.write(_json.encode(bar) + b"\n")
+        if levels:
+            for level in sorted(by_bar[(bar.venue, bar.instrument, bar.interval, bar.start_ns)], key=lambda x: x.price):
+                out.write(_json.encode(level) + b"\n")
+    if late:
+        click.echo(f"{late} trades arrived after their bar was final (raise --lateness-ms to include them)", err=True)
+
+
 @main.command("replay")
 @click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="With --pace recorded: how many times faster.")
@@ -117,8 +166,10 @@ def replay_command(pace: str, speed: float, venue: str | None, captures: tuple[P
                 dead_letters.send(line.raw, result.reason, f"{path}:{line.line}")
             else:
                 publisher.publish(result)
+            publisher.flush_due()
             producer.poll(0)
             progress.advance(task)
+    publisher.flush_all()
     producer.flush()
     click.echo(
         f"published {publisher.published} events to {settings.topics.prefix}*, dead-lettered {dead_letters.count}"
@@ -193,6 +244,7 @@ def import_binance(market: str, kind: str, symbol: str, dry_run: bool, files: tu
             producer.poll(0)
             batch.clear()
     publisher.publish(batch)
+    publisher.flush_all()
     producer.flush()
     click.echo(f"published {publisher.published} trades to {settings.topics.trades}")
 

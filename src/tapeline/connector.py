@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 import msgspec
 import websockets
-from confluent_kafka import Producer
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
 from tapeline.config import ConnectorSettings, Settings
@@ -194,7 +193,7 @@ class Connector:
             self._handle(requests(), "periodic")
 
 
-def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Connector, Producer]:
+def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Connector, EventPublisher]:
     """The live wiring: the configured venue session, publishing to Kafka, rejects to the dead-letter topic."""
     cfg = settings.connector
     session = make_session(cfg.venue, cfg.symbols, cfg.channels, cfg.ws_base_url, cfg.rest_base_url)
@@ -202,14 +201,17 @@ def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Co
     producer = make_producer(settings)
     publisher = EventPublisher(producer, settings.topics)
     dead_letters = DeadLetters(producer, settings.topics.dead_letter, f"connector:{cfg.venue}")
-    return Connector(session, cfg, publisher.publish, dead_letters.send, recorder), producer
+    return Connector(session, cfg, publisher.publish, dead_letters.send, recorder), publisher
 
 
-async def serve_producer(producer: Producer, stop: asyncio.Event) -> None:
-    """Serve delivery callbacks while running; flush what is queued on the way out."""
+async def serve_producer(publisher: EventPublisher, stop: asyncio.Event) -> None:
+    """Send trade batches that are due and serve delivery callbacks; flush everything on the way out."""
+    producer = publisher.producer
     while not stop.is_set():
+        publisher.flush_due()
         producer.poll(0)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.005)
+    publisher.flush_all()
     remaining = producer.flush(30)
     if remaining:
         log.error("%d messages were not delivered before shutdown", remaining)

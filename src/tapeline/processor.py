@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 
 import faust
-import msgspec
 
 from tapeline.codec import AvroCodec
 from tapeline.config import Settings
@@ -28,6 +27,8 @@ from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADE
 from tapeline.store.clickhouse import BarStore
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
 class BarPipeline:
@@ -51,14 +52,23 @@ class BarPipeline:
         return len(rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
-        """(value, offset, context) -> (trade, offset); undecodable frames go to the dead-letter topic."""
+        """(value, offset, context) -> (trade, position); undecodable frames go to the dead-letter topic.
+
+        A message may hold a batch, so a trade's position is its offset and its index in the message:
+        offset << 16 | index, monotone within a partition like the offsets themselves.
+        """
         out = []
         for value, offset, context in frames:
             try:
-                record = self.codec.decode(value)
-                out.append((msgspec.convert(record, Trade), offset))
-            except (SchemaError, ValueError, EOFError, msgspec.ValidationError) as exc:
+                trades = self.codec.decode_trades(value)
+            except (SchemaError, ValueError, TypeError, EOFError, KeyError) as exc:
                 self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
+                continue
+            if len(trades) > MAX_BATCH:
+                self.dead_letters.send(value, f"processor: batch of {len(trades)} trades exceeds {MAX_BATCH}", context)
+                continue
+            base = offset << 16
+            out.extend((trade, base | i) for i, trade in enumerate(trades))
         return out
 
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
@@ -72,7 +82,7 @@ class BarPipeline:
                     self.dead_letters.send(
                         self.codec.encode_event(trade),
                         f"processor: late trade: its {interval} bar was already final",
-                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset}",
+                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset >> 16}",
                     )
             rows = self.aggregator.drain()
             await self._persist([t for t, _ in trades], rows)

@@ -94,8 +94,9 @@ def test_every_message_accounted_for_across_ws_drop_and_broker_restart(settings:
     assert server.connections >= 2, "the websocket drop did not happen"
 
     codec = AvroCodec()
-    trades = [codec.decode(v) for v in _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")]
-    ids = [f"{t['symbol']}:{t['trade_id']}" for t in trades]
+    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")
+    trades = [t for frame in frames for t in codec.decode_trades(frame)]
+    ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
     assert set(ids) == expected_ids, (
         f"missing {len(expected_ids - set(ids))}, unexpected {len(set(ids) - expected_ids)}"
@@ -165,10 +166,11 @@ def test_other_venues_trades_accounted_for(venue: str, settings: Settings, tmp_p
         finally:
             assert connector.stop() == 0, connector.log_tail()
     codec = AvroCodec()
-    trades = [codec.decode(v) for v in _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")]
-    ids = [f"{t['symbol']}:{t['trade_id']}" for t in trades]
+    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")
+    trades = [t for frame in frames for t in codec.decode_trades(frame)]
+    ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
     assert set(ids) == expected, (len(set(ids)), len(expected), connector.log_tail())
-    assert all(t["qty_base"] > 0 and t["side"] in ("buy", "sell") for t in trades)
+    assert all(t.qty_base > 0 and t.side in ("buy", "sell") for t in trades)
     letters = _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}")
     assert len(letters) == rejected_lines
