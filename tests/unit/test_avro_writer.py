@@ -23,6 +23,7 @@ from tapeline.events import (
     TradeBatch,
     as_record,
 )
+from tapeline.flow.footprint import FootprintBar, FootprintLevel
 
 LONGS = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2**27 - 1, 2**27, 2**28, 2**40, -(2**50), 2**62,
          1723161256322000000, 1723161256322000001, -(2**63), 2**63 - 1]  # fmt: skip
@@ -54,6 +55,14 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
         Signal("abc", "divergence", "regular", "bearish", "okx", "BTC-USDT-PERP", "1m", ts, ts - 1, ts + 1,
                1.0, 2.0, -3.0, 4.0),
         DeadLetter("connector:okx", "bad", bytes(rng.randrange(256) for _ in range(rng.randrange(50))), ts, "ctx"),
+        FootprintLevel("binance-usdm", "BTC-USDT-PERP", "1m", ts, rng.uniform(1, 1e5), 50.0, rng.uniform(0, 50),
+                       rng.uniform(0, 50), rng.randrange(10**6), rng.randrange(10**6), rng.uniform(-50, 50),
+                       rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5, rng.randrange(2**62)),
+        FootprintBar("okx", "BTC-USDT-PERP", "5m", ts, 2.5, *(rng.uniform(-1e5, 1e5) for _ in range(5)),
+                     rng.randrange(5), rng.randrange(5), ["buy", "sell"][: (n := rng.randrange(3))],
+                     [rng.uniform(1, 1e5) for _ in range(n)], [rng.uniform(1, 1e5) for _ in range(n)],
+                     rng.random() < 0.5, rng.random() < 0.5, rng.uniform(0, 1e9), rng.uniform(1, 1e5), ts + 1,
+                     rng.random() < 0.5, rng.randrange(2**62)),
         TradeBatch("bybit-linear", "BTC-USDT-PERP", [
             Trade("bybit-linear", "BTCUSDT", "BTC-USDT-PERP", ts + i, ts, rng.uniform(1, 1e5), rng.uniform(0, 9),
                   rng.uniform(0, 1e6), rng.choice(["buy", "sell"]), str(i)) for i in range(rng.randrange(0, 40))]),
