@@ -44,11 +44,11 @@ class BarPipeline:
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
+        self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
 
     def restore(self) -> int:
         rows = self.store.resume_state()
         self.aggregator.restore(rows)
-        self.aggregator.touch(time.time_ns())  # restored instruments are not idle before consuming starts
         return len(rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
@@ -76,6 +76,11 @@ class BarPipeline:
         trades = self.decode(frames)
         now_ns = time.time_ns()
         async with self._lock:
+            if not self._consuming:
+                self._consuming = True
+                self.aggregator.touch(now_ns)
+                if trades:
+                    log.info("first batch after start: position %d (offset %d)", trades[0][1], trades[0][1] >> 16)
             for trade, offset in trades:
                 for interval in self.aggregator.add(trade, offset, now_ns):
                     LATE_TRADES.labels(interval).inc()
@@ -90,6 +95,8 @@ class BarPipeline:
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def close_idle(self) -> None:
+        if not self._consuming:
+            return
         idle_ns = self.settings.processor.idle_close_ms * 1_000_000
         async with self._lock:
             self.aggregator.close_idle(time.time_ns(), idle_ns)
