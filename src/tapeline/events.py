@@ -115,7 +115,7 @@ class Instrument(msgspec.Struct, gc=False):
 
 
 class Bar(msgspec.Struct, gc=False):
-    """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1; the rest v2)."""
+    """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1, then v2 and v3 additions)."""
 
     venue: str
     instrument: str
@@ -138,6 +138,9 @@ class Bar(msgspec.Struct, gc=False):
     sell_trades: int = 0
     first_ts_ns: int = 0  # trade time of the earliest trade in the bar
     last_ts_ns: int = 0  # trade time of the latest trade in the bar
+    buy_ratio: float = 0.5  # buy / (buy + sell) in base units; > 0.55 reads strong buy, < 0.45 strong sell (v3)
+    max_delta_base: float = 0.0  # highest running delta inside the bar, in arrival order (v3)
+    min_delta_base: float = 0.0  # lowest running delta inside the bar (v3)
     final: bool = False  # the window closed (watermark passed); later rows only correct it
     version: int = 0  # source position of the last trade included; replays give the same version
 

@@ -46,6 +46,9 @@ def test_one_bar_by_hand() -> None:
     assert bar.vwap == pytest.approx((351.5 + 152.5) / 5.0)
     assert bar.cvd_base == 2.0
     assert (bar.first_ts_ns, bar.last_ts_ns) == (int(10.1 * S), int(10.9 * S))
+    assert bar.buy_ratio == 0.7  # 3.5 / 5.0
+    # running delta after each trade: +2.0, +1.0, +0.5, +2.0
+    assert (bar.max_delta_base, bar.min_delta_base) == (2.0, 0.5)
     assert bar.final
 
 

@@ -15,6 +15,7 @@ tests. Definitions are those of docs/DOMAIN.md:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -28,14 +29,16 @@ QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enou
 class _Acc:
     """Running state of one open bar."""
 
-    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "high", "low", "open",
-                 "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
+    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "high", "low", "max_delta", "min_delta",
+                 "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
 
     def __init__(self, trade: Trade) -> None:
         self.open = self.high = self.low = self.close = trade.price
         self.open_ts = self.close_ts = trade.ts_ns
         self.buy_base = self.sell_base = self.buy_quote = self.sell_quote = 0.0
         self.buy_trades = self.sell_trades = 0
+        self.max_delta = -math.inf
+        self.min_delta = math.inf
         self._add_volume(trade)
 
     @classmethod
@@ -46,6 +49,7 @@ class _Acc:
         acc.buy_base, acc.sell_base = bar.buy_base, bar.sell_base
         acc.buy_quote, acc.sell_quote = bar.buy_quote, bar.sell_quote
         acc.buy_trades, acc.sell_trades = bar.buy_trades, bar.sell_trades
+        acc.max_delta, acc.min_delta = bar.max_delta_base, bar.min_delta_base
         return acc
 
     def add(self, trade: Trade) -> None:
@@ -71,6 +75,12 @@ class _Acc:
             self.sell_base += trade.qty_base
             self.sell_quote += trade.notional_quote
             self.sell_trades += 1
+        # running delta inside the bar, in arrival (venue) order: how far aggression pushed before it turned
+        running = self.buy_base - self.sell_base
+        if running > self.max_delta:
+            self.max_delta = running
+        if running < self.min_delta:
+            self.min_delta = running
 
     @property
     def delta_base(self) -> float:
@@ -120,6 +130,9 @@ class _Series:
             sell_trades=acc.sell_trades,
             first_ts_ns=acc.open_ts,
             last_ts_ns=acc.close_ts,
+            buy_ratio=round(buy_base / volume, BASE_DECIMALS) if volume else 0.5,
+            max_delta_base=round(acc.max_delta, BASE_DECIMALS),
+            min_delta_base=round(acc.min_delta, BASE_DECIMALS),
             final=final,
             version=version,
         )
