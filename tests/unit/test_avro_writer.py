@@ -24,6 +24,7 @@ from tapeline.events import (
     as_record,
 )
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
+from tapeline.flow.obi import ObiBar
 
 LONGS = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2**27 - 1, 2**27, 2**28, 2**40, -(2**50), 2**62,
          1723161256322000000, 1723161256322000001, -(2**63), 2**63 - 1]  # fmt: skip
@@ -64,6 +65,8 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
                      [rng.uniform(1, 1e5) for _ in range(n)], [rng.uniform(1, 1e5) for _ in range(n)],
                      rng.random() < 0.5, rng.random() < 0.5, rng.uniform(0, 1e9), rng.uniform(1, 1e5), ts + 1,
                      rng.random() < 0.5, rng.randrange(2**62)),
+        ObiBar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(maybe() for _ in range(28)), rng.randrange(10**9),
+               rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62)),
         TradeBatch("bybit-linear", "BTC-USDT-PERP", [
             Trade("bybit-linear", "BTCUSDT", "BTC-USDT-PERP", ts + i, ts, rng.uniform(1, 1e5), rng.uniform(0, 9),
                   rng.uniform(0, 1e6), rng.choice(["buy", "sell"]), str(i)) for i in range(rng.randrange(0, 40))]),

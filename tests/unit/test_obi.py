@@ -1,0 +1,598 @@
+"""Order-book imbalance (flow/obi.py): hand-computed books and bars, a naive reference, the real Binance capture.
+
+Expected numbers are worked out in the comments. OBI = (B - A) / (B + A); quantities are exact integers
+inside BookState, so a hand value like 1/13 must come out as exactly the float nearest to 1/13.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+import fastavro
+import msgspec
+import pytest
+
+from tapeline.capture import merge_captures
+from tapeline.codec import AvroCodec
+from tapeline.events import BookGap, BookUpdate
+from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, ObiBar, stat_fields
+from tapeline.paths import schemas_dir
+from tapeline.replay import drive
+from tapeline.venues.binance_usdm import BinanceUsdmSession
+from tests.datafiles import data_files
+
+VENUE = "binance-usdm"
+INST = "BTC-USDT-PERP"
+S = 1_000_000_000
+MS = 1_000_000
+T0 = 1_699_999_980 * S  # a whole minute
+
+
+def snap(t: int, bids, asks, inst: str = INST) -> BookUpdate:
+    return BookUpdate(VENUE, inst.split("-")[0] + "USDT", inst, T0 + t, T0 + t, True, list(bids), list(asks))
+
+
+def delta(t: int, bids=(), asks=(), inst: str = INST) -> BookUpdate:
+    return BookUpdate(VENUE, inst.split("-")[0] + "USDT", inst, T0 + t, T0 + t, False, list(bids), list(asks))
+
+
+def gap(t: int, inst: str = INST) -> BookGap:
+    return BookGap(VENUE, inst.split("-")[0] + "USDT", inst, T0 + t, T0 + t, "test")
+
+
+class Feed:
+    """An aggregator fed with consecutive positions; collects every drained row."""
+
+    def __init__(self, intervals=("1s",), lateness_ns: int = 0) -> None:
+        self.agg = ObiAggregator(intervals, lateness_ns)
+        self.pos = 0
+        self.rows: list[ObiBar] = []
+
+    def __call__(self, *events) -> list[bool]:
+        results = []
+        for event in events:
+            self.pos += 1
+            results.append(self.agg.add(event, self.pos))
+            self.rows += self.agg.drain()
+        return results
+
+    def bar(self, index: int, interval: str = "1s", inst: str = INST) -> ObiBar:
+        """The row of the bar starting `index` intervals after T0."""
+        width = {"1s": S, "5s": 5 * S, "1m": 60 * S}[interval]
+        (row,) = [
+            r for r in self.rows if (r.instrument, r.interval, r.start_ns) == (inst, interval, T0 + index * width)
+        ]
+        return row
+
+
+def stats(row: ObiBar, measure: str) -> tuple:
+    return tuple(getattr(row, f"{measure}_{s}") for s in ("mean", "last", "min", "max"))
+
+
+def values(book: BookState) -> dict[str, float | None]:
+    return dict(zip(MEASURES, book.values, strict=True))
+
+
+# One level per side 1 bp from a mid of 100: every measure sees the same two levels, so all 7 are equal.
+def one_level(bid_qty: float, ask_qty: float) -> tuple[list, list]:
+    return [(99.99, bid_qty)], [(100.01, ask_qty)]
+
+
+# ------------------------------------------------------------------------------------------------ books
+
+# Mid 100. Bids, best first: 99.95 x1, 99.9 x2 (exactly 10 bps), 99.89 x1, 99.75 x3 (exactly 25 bps), 99.74 x2,
+# 99.5 x4 (exactly 50 bps), 99.49 x5, then 18 levels 99.0, 98.9, ... 97.3 of 1 each (25 levels).
+HAND_BIDS = [(99.95, 1), (99.9, 2), (99.89, 1), (99.75, 3), (99.74, 2), (99.5, 4), (99.49, 5)]
+HAND_BIDS += [(round(99.0 - 0.1 * i, 1), 1) for i in range(18)]
+# Asks, best first: 100.05 x2, 100.1 x3 (10 bps), 100.11 x1, 100.25 x2 (25 bps), 100.26 x1, 100.5 x1 (50 bps),
+# 100.51 x2, then 18 levels 101.0, 101.1, ... of 2 each.
+HAND_ASKS = [(100.05, 2), (100.1, 3), (100.11, 1), (100.25, 2), (100.26, 1), (100.5, 1), (100.51, 2)]
+HAND_ASKS += [(round(101.0 + 0.1 * i, 1), 2) for i in range(18)]
+
+
+def test_each_measure_by_hand() -> None:
+    book = BookState()
+    assert book.apply(snap(0, HAND_BIDS, HAND_ASKS))
+    # B: top1 1, top5 1+2+1+3+2 = 9, top10 9+4+5+1+1+1 = 21, top20 21+10 = 31
+    # A: top1 2, top5 2+3+1+2+1 = 9, top10 9+1+2+2+2+2 = 18, top20 18+20 = 38
+    # bands around 100: 10 bps B 1+2 = 3, A 2+3 = 5 | 25 bps B 3+1+3 = 7, A 5+1+2 = 8
+    #                   50 bps B 7+2+4 = 13, A 8+1+1 = 10
+    assert values(book) == {
+        "top1": (1 - 2) / 3, "top5": 0.0, "top10": 1 / 13, "top20": -7 / 69,
+        "bps10": -2 / 8, "bps25": -1 / 15, "bps50": 3 / 23,
+    }  # fmt: skip
+    # Remove the best bid: best 99.9, mid 99.975. Distances in bps: bids 99.9 7.5, 99.89 8.5, 99.75 22.5,
+    # 99.74 23.5, 99.5 47.5, 99.49 48.5; asks 100.05 7.5, 100.1 12.5, 100.11 13.5, 100.25 27.5, 100.26 28.5,
+    # 100.5 52.5. The band edges move with the mid:
+    # top1 2 vs 2; top5 B 2+1+3+2+4 = 12 vs 9; top10 12+5+1+1+1+1 = 21 vs 18; top20 21+10 = 31 vs 38
+    # 10 bps B 2+1 = 3, A 2 | 25 bps B 3+3+2 = 8, A 2+3+1 = 6 | 50 bps B 8+4+5 = 17, A 6+2+1 = 9
+    assert book.apply(delta(1, bids=[(99.95, 0.0)]))
+    assert values(book) == {
+        "top1": 0.0, "top5": 3 / 21, "top10": 3 / 39, "top20": -7 / 69,
+        "bps10": 1 / 5, "bps25": 2 / 14, "bps50": 8 / 26,
+    }  # fmt: skip
+    # Put it back: the edges return and the incremental sums give the first numbers again.
+    assert book.apply(delta(2, bids=[(99.95, 1.0)]))
+    assert values(book)["bps50"] == 3 / 23 and values(book)["bps10"] == -2 / 8
+    assert book.levels("bid", 2) == [(99.95, 1.0), (99.9, 2.0)] and book.levels("ask", 1) == [(100.05, 2.0)]
+
+
+def test_band_includes_a_level_exactly_on_its_boundary() -> None:
+    # Mid 10.0: 9.99 / 10.01 are exactly 10 bps away, 9.975 / 10.025 exactly 25, 9.95 / 10.05 exactly 50,
+    # 9.949 / 10.051 are 51 bps away. The naive float formula puts 9.95 just outside: the slack must keep it.
+    assert (10.0 - 9.95) / 10.0 * 10_000 > 50 and (10.05 - 10.0) / 10.0 * 10_000 > 50
+    assert (10.0 - 9.975) / 10.0 * 10_000 > 25
+    book = BookState()
+    book.apply(
+        snap(0, [(9.99, 1), (9.975, 2), (9.95, 4), (9.949, 8)], [(10.01, 3), (10.025, 1), (10.05, 1), (10.051, 16)])
+    )
+    got = values(book)
+    assert got["bps10"] == (1 - 3) / 4  # 9.99 vs 10.01
+    assert got["bps25"] == (3 - 4) / 7  # + 9.975, 10.025
+    assert got["bps50"] == (7 - 5) / 12  # + 9.95, 10.05 (and neither 9.949 nor 10.051)
+
+
+def test_crossed_or_empty_book_gives_none() -> None:
+    book = BookState()
+    assert book.values == (None,) * 7  # never verified
+    book.apply(snap(0, [(100.0, 1)], [(101.0, 1)]))
+    assert book.values == (0.0,) * 4 + (None, None, 0.0)  # 50 bps apart: only the 50 bps band reaches them
+    book.apply(delta(1, bids=[(101.5, 2)]))  # best bid above best ask
+    assert book.crossed() and book.values == (None,) * 7
+    book.apply(delta(2, bids=[(101.5, 0)]))
+    assert book.values[0] == 0.0
+    book.apply(delta(3, asks=[(101.0, 0)]))  # no asks: top N is all bids, no mid for the bands
+    assert book.values == (1.0,) * 4 + (None,) * 3
+    book.apply(delta(4, bids=[(100.0, 0)]))
+    assert book.values == (None,) * 7  # B + A == 0
+
+
+def test_gap_and_deltas_before_a_snapshot_are_not_applied() -> None:
+    book = BookState()
+    assert not book.apply(delta(0, bids=[(99.99, 1)], asks=[(100.01, 1)]))  # no snapshot yet
+    assert not book.verified and book.values == (None,) * 7
+    book.apply(snap(1, *one_level(3, 1)))
+    assert book.values[0] == 0.5
+    assert not book.apply(gap(2))
+    assert not book.apply(delta(3, bids=[(99.99, 9)]))
+    assert not book.verified and book.values == (None,) * 7
+    assert book.apply(snap(4, *one_level(1, 3)))
+    assert book.values[0] == -0.5
+
+
+def _naive(bids: dict[float, float], asks: dict[float, float]) -> list[float | None]:
+    """The 7 values from plain dicts (positive quantities), in exact decimal arithmetic (prices as written)."""
+    if (not bids and not asks) or (bids and asks and max(bids) >= min(asks)):
+        return [None] * 7
+
+    def obi(b: Decimal, a: Decimal) -> float | None:
+        return float((b - a) / (b + a)) if b + a > 0 else None
+
+    def total(side: dict[float, float], prices) -> Decimal:
+        return sum((_dec(side[p]) for p in prices), Decimal(0))
+
+    bid_prices = sorted(bids, reverse=True)
+    ask_prices = sorted(asks)
+    out = [obi(total(bids, bid_prices[:n]), total(asks, ask_prices[:n])) for n in TOP_LEVELS]
+    if not (bids and asks):
+        return [*out, None, None, None]
+    mid = (_dec(bid_prices[0]) + _dec(ask_prices[0])) / 2
+    near_bids = [p for p in bid_prices if p >= bid_prices[0] * 0.994]  # a superset of every band (mid >= best bid)
+    near_asks = [p for p in ask_prices if p <= ask_prices[0] * 1.006]
+    # |p - mid| / mid * 10_000 <= b, multiplied out so that it stays exact
+    bid_dist = [(p, (mid - _dec(p)) * 10_000) for p in near_bids]
+    ask_dist = [(p, (_dec(p) - mid) * 10_000) for p in near_asks]
+    for b in BANDS_BPS:
+        in_bids = [p for p, d in bid_dist if d <= b * mid]
+        in_asks = [p for p, d in ask_dist if d <= b * mid]
+        out.append(obi(total(bids, in_bids), total(asks, in_asks)))
+    return out
+
+
+@cache
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+def _close(got, want) -> bool:
+    return all((g is None and w is None) or (g is not None and w is not None and abs(g - w) <= 1e-12)
+               for g, w in zip(got, want, strict=True))  # fmt: skip
+
+
+def test_book_matches_a_naive_recomputation_on_random_updates() -> None:
+    # Tick 0.01 around 100 (1 tick = 1 bp), a mid that wanders, levels up to 80 bps out: the band edges move
+    # all the time. A new level removes the opposite levels it would cross, except now and then.
+    rng = random.Random(11)
+    book = BookState()
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    mid_tick = 10_000
+    checked = 0
+    for step in range(3000):
+        mid_tick += rng.choice([-1, 0, 0, 1])
+        if step % 700 == 0:
+            bids = {round((mid_tick - i) * 0.01, 2): rng.randint(1, 9) / 4 for i in range(1, rng.randint(2, 90))}
+            asks = {round((mid_tick + i) * 0.01, 2): rng.randint(1, 9) / 4 for i in range(1, rng.randint(2, 90))}
+            book.apply(snap(step, bids.items(), asks.items()))
+        else:
+            changes: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
+            for _ in range(rng.randint(1, 6)):
+                side = "bid" if rng.random() < 0.5 else "ask"
+                sign = -1 if side == "bid" else 1
+                price = round((mid_tick + sign * rng.randint(1, 80)) * 0.01, 2)
+                qty = 0.0 if rng.random() < 0.35 else rng.randint(1, 40) / 8
+                changes[side][price] = qty
+                if qty and rng.random() < 0.97:
+                    other = asks if side == "bid" else bids
+                    for p in [p for p in other if (p <= price if side == "bid" else p >= price)]:
+                        changes["ask" if side == "bid" else "bid"][p] = 0.0
+            for side, book_side in (("bid", bids), ("ask", asks)):
+                book_side.update(changes[side])
+            bids = {p: q for p, q in bids.items() if q > 0}
+            asks = {p: q for p, q in asks.items() if q > 0}
+            book.apply(delta(step, changes["bid"].items(), changes["ask"].items()))
+        want = _naive(bids, asks)
+        assert _close(book.values, want), (step, book.values, want)
+        checked += want[4] is not None
+    assert checked > 2000  # most steps had an uncrossed book with a non-empty 10 bps band
+
+
+# -------------------------------------------------------------------------------------------- bar timing
+
+
+def test_time_weighted_mean_last_min_max_by_hand() -> None:
+    feed = Feed()
+    feed(
+        snap(0, *one_level(1, 1)),  # 0 from 0.0 s
+        delta(200 * MS, bids=[(99.99, 3)]),  # (3-1)/4 = 0.5 from 0.2 s
+        delta(700 * MS, asks=[(100.01, 2)]),  # (3-2)/5 = 0.2 from 0.7 s
+    )
+    assert feed.rows == []  # bar 0 still open
+    feed(delta(1300 * MS, bids=[(99.99, 2)]))  # in bar 1: closes bar 0
+    row = feed.bar(0)
+    # mean = (0 * 0.2 + 0.5 * 0.5 + 0.2 * 0.3) / 1.0 = 0.31
+    for m in MEASURES:
+        mean, last, lo, hi = stats(row, m)
+        assert mean == pytest.approx(0.31, abs=1e-12), m
+        assert (last, lo, hi) == (0.2, 0.0, 0.5), m
+    assert (row.verified_ns, row.incomplete, row.updates, row.final, row.version) == (S, False, 3, True, 4)
+
+
+def test_a_value_that_held_for_zero_ns_is_not_a_min_or_max() -> None:
+    feed = Feed()
+    feed(
+        snap(0, *one_level(1, 1)),
+        delta(500 * MS, bids=[(99.99, 99)]),  # 0.98 ...
+        delta(500 * MS, bids=[(99.99, 3)]),  # ... replaced at the same time: held 0 ns
+        delta(1000 * MS, asks=[(100.01, 3)]),  # 0 at exactly the next bar's start
+        delta(2200 * MS, asks=[(100.01, 1)]),
+    )
+    row = feed.bar(0)
+    assert stats(row, "top1") == (pytest.approx(0.25), 0.5, 0.0, 0.5)  # (0 * 0.5 + 0.5 * 0.5) / 1
+    assert row.updates == 3  # the delta at 1.0 s belongs to bar 1
+    # bar 1 starts with 0.5 carried over, replaced at once: only 0 held in bar 1
+    assert stats(feed.bar(1), "top1") == (0.0, 0.0, 0.0, 0.0) and feed.bar(1).updates == 1
+
+
+def test_gap_in_the_middle_of_a_bar_is_excluded_and_a_snapshot_resumes() -> None:
+    feed = Feed()
+    feed(
+        snap(0, *one_level(3, 1)),  # 0.5 from 0.0 s
+        gap(400 * MS),  # unverified from 0.4 s
+        delta(500 * MS, bids=[(99.99, 9)]),  # ignored: no snapshot since the gap
+        snap(600 * MS, *one_level(1, 1)),  # 0 from 0.6 s
+        delta(1500 * MS, bids=[(99.99, 3)]),  # 0.5 from 1.5 s
+        delta(2100 * MS, asks=[(100.01, 3)]),
+    )
+    row = feed.bar(0)
+    # verified 0.4 + 0.4 s; mean = (0.5 * 0.4 + 0 * 0.4) / 0.8 = 0.25; the 0.2 s gap is in no mean
+    assert (row.verified_ns, row.incomplete, row.updates) == (800 * MS, True, 2)
+    assert stats(row, "top1") == (pytest.approx(0.25), 0.0, 0.0, 0.5)
+    after = feed.bar(1)
+    # mean = (0 * 0.5 + 0.5 * 0.5) / 1.0 = 0.25
+    assert (after.verified_ns, after.incomplete, after.updates) == (S, False, 1)
+    assert stats(after, "bps50") == (pytest.approx(0.25), 0.5, 0.0, 0.5)
+
+
+def test_time_before_the_first_snapshot_is_unverified() -> None:
+    feed = Feed()
+    feed(
+        delta(100 * MS, bids=[(99.99, 5)], asks=[(100.01, 1)]),  # ignored: no snapshot yet
+        snap(300 * MS, *one_level(3, 1)),  # 0.5 from 0.3 s
+        delta(1200 * MS, bids=[(99.99, 1)]),
+    )
+    row = feed.bar(0)
+    assert (row.verified_ns, row.incomplete, row.updates) == (700 * MS, True, 1)
+    assert stats(row, "top5") == (0.5, 0.5, 0.5, 0.5)
+
+
+def test_a_bar_without_updates_carries_the_previous_state_over() -> None:
+    feed = Feed(("1s", "5s"))
+    feed(
+        snap(0, *one_level(1, 1)),
+        delta(600 * MS, bids=[(99.99, 3)]),  # 0.5 from 0.6 s: the state at the end of bar 0
+        delta(3400 * MS, asks=[(100.01, 3)]),  # 0 from 3.4 s; nothing in bars 1 and 2
+        delta(5000 * MS, asks=[(100.01, 1)]),  # closes the 5 s bar
+    )
+    for index in (1, 2):
+        row = feed.bar(index)
+        assert (row.verified_ns, row.incomplete, row.updates) == (S, False, 0)
+        assert all(stats(row, m) == (0.5, 0.5, 0.5, 0.5) for m in MEASURES)
+    assert stats(feed.bar(3), "top1") == (pytest.approx(0.5 * 0.4), 0.0, 0.0, 0.5)
+    five = feed.bar(0, "5s")
+    # 0 for 0.6 s, 0.5 for 2.8 s, 0 for 1.6 s: mean = 1.4 / 5 = 0.28
+    assert stats(five, "top20") == (pytest.approx(0.28), 0.0, 0.0, 0.5)
+    assert (five.verified_ns, five.incomplete, five.updates) == (5 * S, False, 3)
+
+
+def test_bars_of_two_instruments_are_independent() -> None:
+    eth = "ETH-USDT-PERP"
+    feed = Feed()
+    feed(
+        snap(0, *one_level(1, 1)),
+        snap(0, [(1999.0, 1)], [(2001.0, 3)], inst=eth),  # -0.5
+        delta(500 * MS, bids=[(99.99, 3)]),
+        delta(3500 * MS, bids=[(1999.0, 3)], inst=eth),  # ETH's time moves on; BTC's bar 0 stays open
+    )
+    assert {(r.instrument, (r.start_ns - T0) // S) for r in feed.rows} == {(eth, 0), (eth, 1), (eth, 2)}
+    assert all(stats(feed.bar(i, inst=eth), "top1") == (-0.5, -0.5, -0.5, -0.5) for i in range(3))
+    feed(delta(1200 * MS, asks=[(100.01, 3)]))
+    assert stats(feed.bar(0), "top1") == (pytest.approx(0.25), 0.5, 0.0, 0.5)
+    assert feed.bar(0).updates == 2 and feed.bar(0, inst=eth).updates == 1
+
+
+def test_crossed_time_is_not_in_the_mean_and_a_crossed_end_has_no_last() -> None:
+    feed = Feed()
+    feed(
+        snap(0, *one_level(3, 1)),  # 0.5
+        delta(500 * MS, bids=[(100.02, 1)]),  # crossed from 0.5 s to 0.75 s
+        delta(750 * MS, bids=[(100.02, 0)]),  # 0.5 again
+        delta(1800 * MS, bids=[(100.02, 1)]),  # crossed at the end of bar 1
+        delta(2200 * MS, bids=[(100.02, 0)]),
+    )
+    row = feed.bar(0)
+    assert (row.verified_ns, row.incomplete) == (S, False)  # a crossed book is verified, just not defined
+    assert stats(row, "top1") == (0.5, 0.5, 0.5, 0.5)
+    assert stats(feed.bar(1), "bps10") == (0.5, None, 0.5, 0.5)
+
+
+def test_lateness_delays_final_bars_and_late_events_still_change_the_book() -> None:
+    feed = Feed(lateness_ns=S)
+    ok = feed(
+        snap(0, *one_level(1, 1)),  # 0
+        delta(2500 * MS, bids=[(99.99, 3)]),  # 0.5 at 2.5 s; watermark 1.5 s: bar 0 final, bar 1 not yet
+        delta(1800 * MS, asks=[(100.01, 2)]),  # within lateness: (3-2)/5 = 0.2 at the clamped time 2.5 s
+    )
+    assert ok == [True, True, True]
+    assert [(r.start_ns - T0) // S for r in feed.rows] == [0]
+    ok = feed(
+        delta(4000 * MS, asks=[(100.01, 3)]),  # 0 at 4.0 s; watermark 3.0 s: bars 1 and 2 final
+        delta(1900 * MS, bids=[(99.99, 2)]),  # older than the watermark: late, applied at 4.0 s all the same
+    )
+    assert ok == [True, False]
+    assert stats(feed.bar(1), "top1") == (0.0, 0.0, 0.0, 0.0)  # nothing moved back into bar 1
+    # bar 2: 0 from 2.0 to 2.5 s, 0.5 for 0 ns, 0.2 from 2.5 to 3.0 s: mean 0.1; final after position 4
+    assert stats(feed.bar(2), "top1") == (pytest.approx(0.1), 0.2, 0.0, 0.2) and feed.bar(2).version == 4
+    assert feed.agg._instruments[(VENUE, INST)].book.values[0] == (2 - 3) / 5  # the late delta was applied
+
+
+def test_flush_counts_the_time_after_the_last_event_as_unknown() -> None:
+    feed = Feed(("1s", "1m"))
+    feed(snap(0, *one_level(3, 1)), delta(1250 * MS, asks=[(100.01, 3)]))  # 0.5, then 0 at 1.25 s
+    feed.agg.flush()
+    feed.rows += feed.agg.drain()
+    assert feed.bar(0).incomplete is False
+    last = feed.bar(1)  # 0.5 from 1.0 to 1.25 s; the 0 held for no time before the input ended
+    assert (last.verified_ns, last.incomplete, last.updates) == (250 * MS, True, 1)
+    assert stats(last, "top1") == (0.5, None, 0.5, 0.5)
+    minute = feed.bar(0, "1m")
+    assert (minute.verified_ns, minute.incomplete, minute.updates) == (1250 * MS, True, 2)
+    assert stats(minute, "top1") == (0.5, None, 0.5, 0.5)
+    assert len(feed.rows) == 3  # the unknown rest of the minute is not emitted as 1 s bars
+
+
+def test_close_idle_carries_a_quiet_book_forward() -> None:
+    agg = ObiAggregator(["1s"], 0)
+    agg.add(snap(0, *one_level(3, 1)), 1, now_ns=T0)  # processing time T0
+    agg.close_idle(now_ns=T0 + 2500 * MS, idle_ns=S)  # idle for 2.5 s: its clock moves to now - idle = 1.5 s
+    rows = agg.drain()
+    assert [(r.start_ns - T0) // S for r in rows] == [0]
+    assert (rows[0].top1_mean, rows[0].incomplete, rows[0].version) == (0.5, False, 1)
+    agg.touch(T0 + 5 * S)
+    agg.close_idle(now_ns=T0 + 5 * S, idle_ns=S)  # just seen: nothing moves
+    assert agg.drain() == []
+
+
+# --------------------------------------------------------------------------------------------- restarts
+
+RESTART_EVENTS = [
+    snap(0, *one_level(1, 1)),  # 1
+    delta(500 * MS, bids=[(99.99, 2)]),  # 2
+    delta(1200 * MS, asks=[(100.01, 3)]),  # 3
+    delta(2100 * MS, bids=[(99.99, 4)]),  # 4: bar 1 final
+    snap(3300 * MS, *one_level(1, 2)),  # 5: bar 2 final
+    delta(3700 * MS, bids=[(99.99, 5)]),  # 6
+    delta(4400 * MS, asks=[(100.01, 1)]),  # 7: bar 3 final
+    delta(5500 * MS, bids=[(99.99, 1)]),  # 8: bar 4 final
+    delta(6200 * MS, asks=[(100.01, 4)]),  # 9: bar 5 final
+]
+
+
+def _run(events, start_position: int = 1, restored: list[ObiBar] | None = None) -> tuple[ObiAggregator, list]:
+    agg = ObiAggregator(["1s"], 0)
+    if restored is not None:
+        agg.restore(restored)
+    rows, late = [], []
+    for position, event in enumerate(events, start_position):
+        late.append(not agg.add(event, position))
+        rows += agg.drain()
+    return agg, rows
+
+
+def _by_bar(rows: list[ObiBar]) -> dict[int, ObiBar]:
+    return {(r.start_ns - T0) // S: r for r in rows}
+
+
+@pytest.mark.parametrize("resume_at", [1, 3])
+def test_restart_from_final_rows(resume_at: int) -> None:
+    _, uninterrupted = _run(RESTART_EVENTS)
+    full = _by_bar(uninterrupted)
+    assert sorted(full) == [0, 1, 2, 3, 4, 5]
+    _, persisted = _run(RESTART_EVENTS[:4])  # crashed after position 4; bars 0 and 1 were written
+    assert sorted(_by_bar(persisted)) == [0, 1]
+    # the consumer resumes from an earlier committed offset and replays positions resume_at..
+    _, after = _run(RESTART_EVENTS[resume_at - 1 :], resume_at, restored=persisted)
+    again = _by_bar(after)
+    assert sorted(again) == [2, 3, 4, 5]  # nothing final is written twice
+    if resume_at == 1:  # the replay starts with the snapshot: the book is rebuilt, every bar is identical
+        assert after == [full[i] for i in (2, 3, 4, 5)]
+    else:  # the book is unknown until the snapshot at 3.3 s
+        assert again[2].incomplete and again[2].verified_ns == 0 and again[2].top1_mean is None
+        assert again[3].incomplete and again[3].verified_ns == 700 * MS and not full[3].incomplete
+        assert [again[4], again[5]] == [full[4], full[5]]  # identical from the first bar after the snapshot
+
+
+def test_restart_with_two_intervals_writes_nothing_twice() -> None:
+    # 1 s bars are final up to 7 s, the 5 s bar [0, 5) is final: the restored clock starts at 5 s and the
+    # 1 s bars [5, 7) are recomputed for the 5 s bar [5, 10) but not written again.
+    events = [snap(0, *one_level(1, 1))] + [
+        delta(t * 100 * MS + 50 * MS, bids=[(99.99, 1 + t % 4)], asks=[(100.01, 1 + t % 3)]) for t in range(1, 130)
+    ]
+
+    def run(evs, start=1, restored=None):
+        agg = ObiAggregator(["1s", "5s"], 0)
+        if restored is not None:
+            agg.restore(restored)
+        rows = []
+        for position, event in enumerate(evs, start):
+            agg.add(event, position)
+            rows += agg.drain()
+        return rows
+
+    def keyed(rows):
+        return {(r.interval, (r.start_ns - T0) // S): r for r in rows}
+
+    full = keyed(run(events))
+    crash = next(i for i, e in enumerate(events) if e.ts_ns >= T0 + 7 * S) + 1  # the event finalizing 1 s bar 6
+    persisted = keyed(run(events[:crash]))
+    assert max(k[1] for k in persisted if k[0] == "1s") == 6 and max(k[1] for k in persisted if k[0] == "5s") == 0
+    after = keyed(run(events, 1, restored=list(persisted.values())))  # replayed from the snapshot
+    assert not set(after) & set(persisted)
+    assert set(after) | set(persisted) == set(full)
+    assert all(after[k] == full[k] for k in after)
+    # intervals changed across the restart: 5 s has no final row, so [5, 10) misses [5, 7) and says so
+    only_1s = [r for r in persisted.values() if r.interval == "1s"]
+    changed = keyed(run(events, 1, restored=only_1s))
+    assert changed[("5s", 5)].incomplete and changed[("5s", 5)].verified_ns == 3 * S
+    assert not full[("5s", 5)].incomplete and ("5s", 0) not in changed
+
+
+def test_restored_replays_are_not_late_but_new_old_events_are() -> None:
+    _, persisted = _run(RESTART_EVENTS[:4])
+    agg = ObiAggregator(["1s"], 0)
+    agg.restore(persisted)
+    assert agg.add(RESTART_EVENTS[1], 2)  # a replay of position 2 (time 0.5 s): not late
+    assert not agg.add(delta(1500 * MS, bids=[(99.99, 7)]), 5)  # new, and older than the watermark (2.0 s)
+
+
+# ----------------------------------------------------------------------------------------- real capture
+
+
+def _capture_events() -> list[BookUpdate | BookGap]:
+    paths = data_files("binance_usdm/depthUpdate/hftbacktest_*.gz")
+    paths += data_files("binance_usdm/rest_depth_snapshot/hftbacktest_*.jsonl")
+    session = BinanceUsdmSession(["BTCUSDT"], ["depth"])
+    return [e for line in merge_captures(paths) for e in drive(session, line).events]
+
+
+@pytest.mark.data
+def test_real_capture_last_values_match_a_plain_dict_book() -> None:
+    events = _capture_events()
+    assert events[0].is_snapshot and len(events) > 6000 and not any(isinstance(e, BookGap) for e in events)
+    agg = ObiAggregator(["1s", "1m"], 0)
+    rows: list[ObiBar] = []
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    last_at_end: dict[int, list] = {}  # bar start -> naive values of the book at the bar's end
+    prev_ts = events[0].ts_ns
+    for position, event in enumerate(events):
+        ts = event.ts_ns
+        assert ts >= prev_ts  # this capture is in time order, so no clamping is involved
+        for start in range(prev_ts - prev_ts % S, ts - ts % S, S):  # bars that end before this event
+            last_at_end[start] = _naive(bids, asks)
+        prev_ts = ts
+        if event.is_snapshot:
+            bids, asks = {p: q for p, q in event.bids if q > 0}, {p: q for p, q in event.asks if q > 0}
+        else:
+            for side, levels in ((bids, event.bids), (asks, event.asks)):
+                for p, q in levels:
+                    if q > 0:
+                        side[p] = q
+                    else:
+                        side.pop(p, None)
+        assert agg.add(event, position)
+        rows += agg.drain()
+    seconds = [r for r in rows if r.interval == "1s"]
+    assert len(seconds) >= 340 and all(r.final for r in rows)
+    first_bar = events[0].ts_ns - events[0].ts_ns % S
+    assert seconds[0].start_ns == first_bar and seconds[0].incomplete  # the snapshot came mid-bar
+    for row in seconds:
+        naive = last_at_end[row.start_ns]
+        assert row.top1_last is not None and abs(row.top1_last - naive[0]) <= 1e-12, row.start_ns
+        assert _close([getattr(row, f"{m}_last") for m in MEASURES], naive), row.start_ns
+        if row.start_ns > first_bar:
+            assert not row.incomplete and row.verified_ns == S, row.start_ns
+    # 1 m bars are their 1 s bars combined (every second complete, each measure defined all the time)
+    minutes = [r for r in rows if r.interval == "1m" and not r.incomplete]
+    assert minutes
+    for minute in minutes:
+        parts = [r for r in seconds if minute.start_ns <= r.start_ns < minute.start_ns + 60 * S]
+        assert len(parts) == 60 and minute.updates == sum(r.updates for r in parts)
+        for m in MEASURES:
+            mean, last, lo, hi = stats(minute, m)
+            assert mean == pytest.approx(sum(getattr(r, f"{m}_mean") for r in parts) / 60, abs=1e-12)
+            assert (last, lo, hi) == (
+                getattr(parts[-1], f"{m}_last"),
+                min(getattr(r, f"{m}_min") for r in parts),
+                max(getattr(r, f"{m}_max") for r in parts),
+            )
+
+
+# ------------------------------------------------------------------------------------ schema and table
+
+
+def test_avro_schema_and_clickhouse_table_match_the_row() -> None:
+    fields = list(ObiBar.__struct_fields__)
+    assert fields[4:32] == stat_fields() and len(stat_fields()) == 28
+    raw = json.loads((schemas_dir() / "avro" / "ObiBar.v1.avsc").read_text())
+    assert [f["name"] for f in raw["fields"]] == fields
+    for f in raw["fields"][4:32]:
+        assert f["type"] == ["null", "double"] and f["default"] is None, f["name"]
+    registry = json.loads((schemas_dir() / "avro" / "registry.json").read_text())
+    assert {e["file"]: e["id"] for e in registry["schemas"]}["ObiBar.v1.avsc"] == 12
+    sql = (Path(schemas_dir()) / "clickhouse" / "003_obi.sql").read_text()
+    body = sql[sql.index("(\n") : sql.index("\n)\n")]
+    columns = [m.group(1) for m in re.finditer(r"^\s{4}(\w+)\s", body, re.MULTILINE)]
+    assert [c for c in columns if c != "start"] == fields
+    assert "ENGINE = ReplacingMergeTree(version)" in sql and "ORDER BY (venue, instrument, interval, start_ns)" in sql
+    # the codec writes it (compiled writer) byte for byte like fastavro and reads it back
+    codec = AvroCodec()
+    rng = random.Random(3)
+    for _ in range(50):
+        measures = (rng.choice([None, rng.uniform(-1, 1)]) for _ in range(28))
+        flags = (rng.randrange(S), rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62))
+        row = ObiBar(VENUE, INST, "1s", T0, *measures, *flags)
+        frame = codec.encode_event(row)
+        reg = codec.schema_of(frame)
+        assert reg.name == "tapeline.v1.ObiBar" and reg.schema_id == 12
+        buf = io.BytesIO(frame[:5])
+        buf.seek(5)
+        fastavro.schemaless_writer(buf, reg.parsed, msgspec.structs.asdict(row))
+        assert frame == buf.getvalue()
+        assert msgspec.convert(codec.decode(frame), ObiBar) == row
