@@ -1,69 +1,58 @@
--- Footprint bars (tapeline.flow.footprint): volume at price per bar, and one summary row per bar.
--- {database} is replaced by the configured database name. Same conventions as 001: Int64 ns times,
--- ReplacingMergeTree(version) upserts of open bars, a final = true row when the window closes.
+-- Footprint bars (tapeline.flow.footprint): one row per bar holding its summary and, as parallel
+-- arrays, its price levels. {database} is replaced by the configured database name.
 --
--- Why replacing by version per (bar, price) is correct for levels: a bar's level rows are always
--- written together, all with the bar's current version, and a bucket only ever gains volume within a
--- bar (trades are added, never removed; late trades are rejected, not retracted), so every price that
--- has a row in one version of a bar also has a row in each later version. No stale level can survive
--- beside a newer version of its bar. `price` is a bucket lower bound computed in decimal
--- (index x bucket_size), identical on every run, so it is a stable key. Changing an instrument's bucket
--- size changes the prices: rows of reprocessed bars computed with the old size must be deleted first.
+-- One table, not a levels table plus a summary table: the processor persists a bar's summary and
+-- levels in ONE insert, so a crash can never leave a summary of one version beside levels of another
+-- (ReplacingMergeTree would already have dropped the matching older half, and restore could not repair
+-- it). Analysts read levels through the footprint_levels view below.
 
-CREATE TABLE IF NOT EXISTS {database}.footprint_levels
+CREATE TABLE IF NOT EXISTS {database}.footprints
 (
-    venue          LowCardinality(String),
-    instrument     LowCardinality(String),
-    interval       LowCardinality(String),
-    start_ns       Int64 CODEC(Delta, ZSTD(1)),
-    price          Float64 CODEC(Gorilla, ZSTD(1)),
-    bucket_size    Float64 CODEC(ZSTD(1)),
-    buy_base       Float64 CODEC(ZSTD(1)),
-    sell_base      Float64 CODEC(ZSTD(1)),
-    buy_trades     UInt64 CODEC(T64, ZSTD(1)),
-    sell_trades    UInt64 CODEC(T64, ZSTD(1)),
-    delta_base     Float64 CODEC(ZSTD(1)),
-    buy_imbalance  Bool,
-    sell_imbalance Bool,
-    final          Bool,
-    version        UInt64,
-    start          DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(start_ns)
+    venue                LowCardinality(String),
+    instrument           LowCardinality(String),
+    interval             LowCardinality(String),
+    start_ns             Int64 CODEC(Delta, ZSTD(1)),
+    bucket_size          Float64 CODEC(ZSTD(1)),
+    poc                  Float64 CODEC(Gorilla, ZSTD(1)),
+    vah                  Float64 CODEC(Gorilla, ZSTD(1)),
+    val                  Float64 CODEC(Gorilla, ZSTD(1)),
+    volume_base          Float64 CODEC(ZSTD(1)),
+    delta_base           Float64 CODEC(ZSTD(1)),
+    stacked_buy          UInt32 CODEC(T64, ZSTD(1)),
+    stacked_sell         UInt32 CODEC(T64, ZSTD(1)),
+    -- stacked imbalance run i: stacked_directions[i] ('buy' | 'sell') from stacked_lows[i] to stacked_highs[i]
+    stacked_directions   Array(LowCardinality(String)),
+    stacked_lows         Array(Float64),
+    stacked_highs        Array(Float64),
+    unfinished_high      Bool,
+    unfinished_low       Bool,
+    volume_quote         Float64 CODEC(ZSTD(1)),
+    vwap                 Float64 CODEC(Gorilla, ZSTD(1)),
+    last_ts_ns           Int64 CODEC(Delta, ZSTD(1)),
+    -- levels, ascending by price (bucket lower bound, computed in decimal so it is a stable key)
+    level_price          Array(Float64),
+    level_buy_base       Array(Float64),
+    level_sell_base      Array(Float64),
+    level_buy_trades     Array(UInt64),
+    level_sell_trades    Array(UInt64),
+    level_delta_base     Array(Float64),
+    level_buy_imbalance  Array(Bool),
+    level_sell_imbalance Array(Bool),
+    final                Bool,
+    version              UInt64,
+    start                DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(start_ns)
 )
--- One row per (bar, price bucket) after merges: the highest version (ties: the last inserted) wins.
--- Read with FINAL (see docs/clickhouse.md).
-ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(fromUnixTimestamp64Nano(start_ns))
-ORDER BY (venue, instrument, interval, start_ns, price);
-
-CREATE TABLE IF NOT EXISTS {database}.footprint_bars
-(
-    venue              LowCardinality(String),
-    instrument         LowCardinality(String),
-    interval           LowCardinality(String),
-    start_ns           Int64 CODEC(Delta, ZSTD(1)),
-    bucket_size        Float64 CODEC(ZSTD(1)),
-    poc                Float64 CODEC(Gorilla, ZSTD(1)),
-    vah                Float64 CODEC(Gorilla, ZSTD(1)),
-    val                Float64 CODEC(Gorilla, ZSTD(1)),
-    volume_base        Float64 CODEC(ZSTD(1)),
-    delta_base         Float64 CODEC(ZSTD(1)),
-    stacked_buy        UInt32 CODEC(T64, ZSTD(1)),
-    stacked_sell       UInt32 CODEC(T64, ZSTD(1)),
-    -- stacked imbalance runs as parallel arrays: run i is stacked_directions[i] ('buy' | 'sell')
-    -- from bucket stacked_lows[i] to bucket stacked_highs[i]
-    stacked_directions Array(LowCardinality(String)),
-    stacked_lows       Array(Float64),
-    stacked_highs      Array(Float64),
-    unfinished_high    Bool,
-    unfinished_low     Bool,
-    volume_quote       Float64 CODEC(ZSTD(1)),
-    vwap               Float64 CODEC(Gorilla, ZSTD(1)),
-    last_ts_ns         Int64 CODEC(Delta, ZSTD(1)),
-    final              Bool,
-    version            UInt64,
-    start              DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(start_ns)
-)
--- One row per bar after merges: the highest version (ties: the last inserted) wins.
+-- One row per bar after merges: the highest version (ties: the last inserted) wins. Read with FINAL.
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(fromUnixTimestamp64Nano(start_ns))
 ORDER BY (venue, instrument, interval, start_ns);
+
+-- Volume at price, one row per (bar, bucket), from the latest version of each bar.
+CREATE VIEW IF NOT EXISTS {database}.footprint_levels AS
+SELECT venue, instrument, interval, start_ns, start, bucket_size, final, version,
+       level_price AS price, level_buy_base AS buy_base, level_sell_base AS sell_base,
+       level_buy_trades AS buy_trades, level_sell_trades AS sell_trades, level_delta_base AS delta_base,
+       level_buy_imbalance AS buy_imbalance, level_sell_imbalance AS sell_imbalance
+FROM {database}.footprints FINAL
+ARRAY JOIN level_price, level_buy_base, level_sell_base, level_buy_trades, level_sell_trades,
+           level_delta_base, level_buy_imbalance, level_sell_imbalance

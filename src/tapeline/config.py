@@ -146,12 +146,17 @@ class ProcessorSettings(BaseModel):
     # Close bars of quiet instruments by wall clock once this much time passed after their end.
     idle_close_ms: int = 3000
     write_trades: bool = True
+    footprint_intervals: CsvList = Field(default_factory=lambda: ["1m", "5m"])
+    # bucket = the 1-2-2.5-5 step nearest this many bps of the instrument's first price (tens of rows per
+    # 1m BTC bar at 0.5), unless footprint_buckets pins it, e.g. '{"BTC-USDT-PERP": 5}'
+    footprint_target_bps: float = 0.5
+    footprint_buckets: dict[str, float] = Field(default_factory=dict)
     # Embedded ClickHouse admits one process per data directory, so there the processor hosts the
     # gRPC query service in-process (see ARCHITECTURE.md).
     serve_queries: bool | None = None
     web_port: int = 6066
 
-    @field_validator("intervals")
+    @field_validator("intervals", "footprint_intervals")
     @classmethod
     def _known_intervals(cls, value: list[str]) -> list[str]:
         unknown = [i for i in value if i not in INTERVAL_NS]

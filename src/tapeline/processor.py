@@ -22,12 +22,14 @@ from tapeline.config import Settings
 from tapeline.errors import SchemaError
 from tapeline.events import Bar, Trade
 from tapeline.flow.bars import BarAggregator
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
 from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
 from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADES_AGGREGATED
 from tapeline.store.clickhouse import BarStore
 
 log = logging.getLogger(__name__)
 
+FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
@@ -38,9 +40,11 @@ class BarPipeline:
         self.settings = settings
         self.store = store
         self.codec = AvroCodec()
-        self.aggregator = BarAggregator(
-            settings.processor.intervals, settings.processor.allowed_lateness_ms * 1_000_000
-        )
+        cfg = settings.processor
+        lateness_ns = cfg.allowed_lateness_ms * 1_000_000
+        self.aggregator = BarAggregator(cfg.intervals, lateness_ns)
+        policy = BucketPolicy(cfg.footprint_buckets, cfg.footprint_target_bps)
+        self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy)
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
@@ -49,7 +53,9 @@ class BarPipeline:
     def restore(self) -> int:
         rows = self.store.resume_state()
         self.aggregator.restore(rows)
-        return len(rows)
+        levels, summaries = self.store.resume_footprints()
+        self.footprints.restore(levels, summaries)
+        return len(rows) + len(summaries)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
         """(value, offset, context) -> (trade, position); undecodable frames go to the dead-letter topic.
@@ -79,9 +85,11 @@ class BarPipeline:
             if not self._consuming:
                 self._consuming = True
                 self.aggregator.touch(now_ns)
+                self.footprints.touch(now_ns)
                 if trades:
                     log.info("first batch after start: position %d (offset %d)", trades[0][1], trades[0][1] >> 16)
             for trade, offset in trades:
+                self.footprints.add(trade, offset, now_ns)  # same windows: lateness is reported once, below
                 for interval in self.aggregator.add(trade, offset, now_ns):
                     LATE_TRADES.labels(interval).inc()
                     self.dead_letters.send(
@@ -90,7 +98,7 @@ class BarPipeline:
                         f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset >> 16}",
                     )
             rows = self.aggregator.drain()
-            await self._persist([t for t, _ in trades], rows)
+            await self._persist([t for t, _ in trades], rows, self.footprints.drain())
         TRADES_AGGREGATED.inc(len(trades))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -99,19 +107,23 @@ class BarPipeline:
             return
         idle_ns = self.settings.processor.idle_close_ms * 1_000_000
         async with self._lock:
-            self.aggregator.close_idle(time.time_ns(), idle_ns)
-            rows = self.aggregator.drain()
-            if rows:
-                await self._persist([], rows)
+            now_ns = time.time_ns()
+            self.aggregator.close_idle(now_ns, idle_ns)
+            self.footprints.close_idle(now_ns, idle_ns)
+            rows, footprints = self.aggregator.drain(), self.footprints.drain()
+            if rows or footprints[1]:
+                await self._persist([], rows, footprints)
 
-    async def _persist(self, trades: list[Trade], rows: list[Bar]) -> None:
+    async def _persist(self, trades: list[Trade], rows: list[Bar], footprints: FootprintRows) -> None:
         # ClickHouse calls block; run them off the event loop so Faust keeps heartbeating.
-        await asyncio.get_running_loop().run_in_executor(None, self._write, trades, rows)
+        await asyncio.get_running_loop().run_in_executor(None, self._write, trades, rows, footprints)
 
-    def _write(self, trades: list[Trade], rows: list[Bar]) -> None:
+    def _write(self, trades: list[Trade], rows: list[Bar], footprints: FootprintRows) -> None:
         if self.settings.processor.write_trades:
             self.store.insert_trades(trades)
         self.store.insert_bars(rows)
+        levels, summaries = footprints
+        self.store.insert_footprints(summaries, levels)
         final = [r for r in rows if r.final]
         BAR_ROWS_WRITTEN.labels("true").inc(len(final))
         BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))

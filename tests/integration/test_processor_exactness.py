@@ -1,8 +1,9 @@
-"""Exact bars across crashes, and offline parity.
+"""Exact bars and footprints across crashes, and offline parity.
 
 A real capture is replayed into Kafka at recorded pace (`tapeline replay`); the processor is killed
-with SIGKILL at random points and restarted. The bars it serves at the end must equal, field by
-field, what `tapeline bars` computes offline over the same capture: no loss, no double count.
+with SIGKILL at random points and restarted. The bars and footprints it serves at the end must
+equal, field by field, what `tapeline bars` and `tapeline footprint` compute offline over the same capture:
+no loss, no double count.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 TAPELINE = str(Path(sys.executable).parent / "tapeline")
 INTERVALS = ("1s", "1m")
 IGNORED = {"version"}  # offline positions count lines, streaming positions count Kafka offsets
+BUCKET = 5.0
 
 
 def _offline_bars(capture: Path) -> dict[str, list[dict]]:
@@ -37,6 +39,29 @@ def _offline_bars(capture: Path) -> dict[str, list[dict]]:
         bar = json.loads(line)
         bars[bar["interval"]].append({k: v for k, v in bar.items() if k not in IGNORED})
     return bars
+
+
+def _offline_footprints(capture: Path) -> list[dict]:
+    args = [TAPELINE, "footprint", "--lateness-ms", "1000", "--interval=1m", f"--bucket=BTC-USDT-PERP={BUCKET}",
+            "--levels", str(capture)]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    bars: list[dict] = []
+    for line in out.splitlines():
+        row = json.loads(line)
+        if "poc" in row:
+            bars.append({k: v for k, v in row.items() if k not in IGNORED} | {"levels": []})
+        else:
+            bars[-1]["levels"].append({k: v for k, v in row.items() if k not in IGNORED})
+    return bars
+
+
+def _served_footprints(client: QueryClient) -> list[dict]:
+    out = []
+    for bar, levels in client.get_footprints("binance-usdm", "BTC-USDT-PERP", "1m", 0, 2**62):
+        row = {k: getattr(bar, k) for k in bar.__struct_fields__ if k not in IGNORED}
+        row["levels"] = [{k: getattr(lv, k) for k in lv.__struct_fields__ if k not in IGNORED} for lv in levels]
+        out.append(row)
+    return out
 
 
 def _served(client: QueryClient, interval: str) -> list[dict]:
@@ -54,6 +79,7 @@ def _served_trades(client: QueryClient) -> int:
 def test_kill_9_at_random_points_gives_the_offline_bars(settings: Settings, tmp_path: Path) -> None:
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
     expected = _offline_bars(capture)
+    expected_footprints = _offline_footprints(capture)
     total = sum(b["trades"] for b in expected["1m"])
     assert total > 20_000 and all(b["final"] for b in expected["1m"])
 
@@ -65,6 +91,8 @@ def test_kill_9_at_random_points_gives_the_offline_bars(settings: Settings, tmp_
         "TAPELINE_PROCESSOR__APP_ID": f"{settings.topics.prefix}processor",
         "TAPELINE_PROCESSOR__INTERVALS": ",".join(INTERVALS),
         "TAPELINE_PROCESSOR__ALLOWED_LATENESS_MS": "1000",
+        "TAPELINE_PROCESSOR__FOOTPRINT_INTERVALS": "1m",
+        "TAPELINE_PROCESSOR__FOOTPRINT_BUCKETS": json.dumps({"BTC-USDT-PERP": BUCKET}),
         "TAPELINE_QUERY__PORT": str(query_port),
     }
     rng = random.Random()
@@ -93,10 +121,14 @@ def test_kill_9_at_random_points_gives_the_offline_bars(settings: Settings, tmp_
             # the last bars close once the instrument is idle (idle_close_ms) after the stream ends
             wait_for(lambda: all(b["final"] for b in _served(client, "1s")), 30, "the last bars to close", [processor])
             served = {interval: _served(client, interval) for interval in INTERVALS}
+            served_footprints = _served_footprints(client)
     finally:
         replay.kill()
         processor.stop()
     assert kills == 3, "the replay ended before the processor could be killed three times"
+    assert len(served_footprints) == len(expected_footprints) > 3
+    for got, want in zip(served_footprints, expected_footprints, strict=True):
+        assert got == want, ("footprint", got["start_ns"])
     for interval in INTERVALS:
         assert len(served[interval]) == len(expected[interval]), interval
         for got, want in zip(served[interval], expected[interval], strict=True):

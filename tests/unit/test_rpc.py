@@ -24,6 +24,7 @@ from tapeline.config import QuerySettings
 from tapeline.errors import StoreError, TapelineError
 from tapeline.events import Bar, Trade
 from tapeline.flow.bars import BarAggregator
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
 from tapeline.rpc.client import QueryClient, QueryError
 from tapeline.rpc.commands import Timestamp, query
 from tapeline.rpc.convert import bar_to_proto
@@ -66,6 +67,20 @@ def _make_bars() -> list[Bar]:
 BARS = _make_bars()
 
 
+def _make_footprints() -> tuple[list[FootprintLevel], list[FootprintBar]]:
+    """Final 1m footprints of the same BTC trades, 10-wide buckets."""
+    btc = [(1, 64000.5, 0.1, "buy"), (5, 64010.0, 0.25, "sell"), (20.5, 63990.1, 0.003, "buy"),
+           (59.9, 64001.0, 1.2, "sell"), (61, 64020.0, 0.5, "buy"), (75, 64025.5, 0.2, "buy")]  # fmt: skip
+    agg = FootprintAggregator(["1m"], policy=BucketPolicy({BTC[1]: 10.0}))
+    for n, (offset, price, qty, side) in enumerate(btc, start=1):
+        agg.add(_trade(BTC, offset, price, qty, side, n), position=n)
+    agg.flush()
+    return agg.drain()
+
+
+FOOTPRINT_LEVELS, FOOTPRINTS = _make_footprints()
+
+
 def expected(venue_instrument: tuple[str, str], interval: str) -> list[Bar]:
     return sorted((b for b in BARS if (b.venue, b.instrument, b.interval) == (*venue_instrument, interval)),
                   key=lambda b: b.start_ns)  # fmt: skip
@@ -75,6 +90,7 @@ def expected(venue_instrument: tuple[str, str], interval: str) -> list[Bar]:
 def target(store_factory: Callable) -> Iterator[str]:
     store = store_factory()
     store.insert_bars(BARS)
+    store.insert_footprints(FOOTPRINTS, FOOTPRINT_LEVELS)
     server, port = build_server(store, QuerySettings(host="127.0.0.1", port=0, max_rows=MAX_ROWS, workers=4))
     server.start()
     yield f"127.0.0.1:{port}"
@@ -127,6 +143,19 @@ def _fetch_all(client: QueryClient, venue_instrument: tuple[str, str], interval:
         if not page.truncated:
             return bars
         from_ns = page.bars[-1].start_ns + 1
+
+
+def test_footprints_come_back_with_their_levels(client: QueryClient) -> None:
+    got = client.get_footprints(*BTC, "1m", 0, 2**62)
+    assert [bar for bar, _ in got] == sorted(FOOTPRINTS, key=lambda b: b.start_ns)
+    assert len(got) == 2
+    for bar, levels in got:
+        want = sorted((lv for lv in FOOTPRINT_LEVELS if lv.start_ns == bar.start_ns), key=lambda lv: lv.price)
+        assert levels == want
+    assert [lv.price for lv in got[0][1]] == [63990.0, 64000.0, 64010.0]  # 63990.1 | 64000.5, 64001 | 64010
+    with pytest.raises(QueryError) as exc:
+        client.get_footprints(*BTC, "7m", 0, 2**62)
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT and "interval" in exc.value.details
 
 
 def test_range_is_half_open(client: QueryClient) -> None:
@@ -233,7 +262,7 @@ def test_reflection_lists_the_services(target: str) -> None:
         database = ProtoReflectionDescriptorDatabase(channel)
         assert {SERVICE_NAME, "grpc.health.v1.Health"} <= set(database.get_services())
         service = database.FindFileContainingSymbol(SERVICE_NAME).service[0]
-        assert [m.name for m in service.method] == ["GetBars", "ListSeries"]
+        assert [m.name for m in service.method] == ["GetBars", "GetFootprints", "ListSeries"]
 
 
 def test_responses_above_grpcs_default_4mb_limit(store_factory: Callable) -> None:

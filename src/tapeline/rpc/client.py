@@ -9,7 +9,8 @@ import grpc
 
 from tapeline.errors import TapelineError
 from tapeline.events import Bar
-from tapeline.rpc.convert import bar_from_proto
+from tapeline.flow.footprint import FootprintBar, FootprintLevel
+from tapeline.rpc.convert import bar_from_proto, footprint_from_proto
 from tapeline.rpc.gen.tapeline.v1 import query_pb2, query_pb2_grpc
 
 
@@ -74,6 +75,17 @@ class QueryClient:
         except grpc.RpcError as exc:
             raise _query_error(exc) from None
         return BarPage([bar_from_proto(b) for b in response.bars], response.truncated)
+
+    def get_footprints(
+        self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int = 0
+    ) -> list[tuple[FootprintBar, list[FootprintLevel]]]:
+        request = query_pb2.GetFootprintsRequest(venue=venue, instrument=instrument, interval=interval,
+                                                 from_ns=from_ns, to_ns=to_ns, limit=limit)  # fmt: skip
+        try:
+            response = self._stub.GetFootprints(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _query_error(exc) from None
+        return [footprint_from_proto(f) for f in response.footprints]
 
     def list_series(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) of every series with bars, sorted."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tapeline.events import Bar
+from tapeline.flow.footprint import FootprintBar, FootprintLevel
 from tapeline.rpc.gen.tapeline.v1 import query_pb2
 
 _FIELDS = Bar.__struct_fields__
@@ -14,3 +15,26 @@ def bar_to_proto(bar: Bar) -> query_pb2.Bar:
 
 def bar_from_proto(message: query_pb2.Bar) -> Bar:
     return Bar(*(getattr(message, name) for name in _FIELDS))
+
+
+_LEVEL_FIELDS = [f.name for f in query_pb2.FootprintLevel.DESCRIPTOR.fields]
+_FOOTPRINT_FIELDS = [f.name for f in query_pb2.Footprint.DESCRIPTOR.fields if f.name != "levels"]
+
+
+def footprint_to_proto(bar: FootprintBar, levels: list[FootprintLevel]) -> query_pb2.Footprint:
+    message = query_pb2.Footprint(**{name: getattr(bar, name) for name in _FOOTPRINT_FIELDS})
+    message.levels.extend(query_pb2.FootprintLevel(**{n: getattr(lv, n) for n in _LEVEL_FIELDS}) for lv in levels)
+    return message
+
+
+def footprint_from_proto(message: query_pb2.Footprint) -> tuple[FootprintBar, list[FootprintLevel]]:
+    fields = {name: getattr(message, name) for name in _FOOTPRINT_FIELDS}
+    for name in ("stacked_directions", "stacked_lows", "stacked_highs"):
+        fields[name] = list(fields[name])
+    bar = FootprintBar(**fields)
+    levels = [
+        FootprintLevel(bar.venue, bar.instrument, bar.interval, bar.start_ns, bucket_size=bar.bucket_size,
+                       final=bar.final, version=bar.version, **{n: getattr(lv, n) for n in _LEVEL_FIELDS})
+        for lv in message.levels
+    ]  # fmt: skip
+    return bar, levels

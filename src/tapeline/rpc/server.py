@@ -16,7 +16,7 @@ from tapeline.config import INTERVAL_NS, QuerySettings
 from tapeline.errors import InvalidQuery, TapelineError
 from tapeline.events import VENUES
 from tapeline.metrics import RPC_REQUESTS
-from tapeline.rpc.convert import bar_to_proto
+from tapeline.rpc.convert import bar_to_proto, footprint_to_proto
 from tapeline.rpc.gen.tapeline.v1 import query_pb2, query_pb2_grpc
 from tapeline.store.clickhouse import BarStore
 
@@ -66,6 +66,24 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             _abort(context, "GetBars", grpc.StatusCode.UNAVAILABLE, f"bar store failed: {exc}")
         RPC_REQUESTS.labels("GetBars", grpc.StatusCode.OK.name).inc()
         return query_pb2.GetBarsResponse(bars=[bar_to_proto(b) for b in bars[:limit]], truncated=len(bars) > limit)
+
+    def GetFootprints(
+        self, request: query_pb2.GetFootprintsRequest, context: grpc.ServicerContext
+    ) -> query_pb2.GetFootprintsResponse:
+        try:
+            limit = validate(request, self.max_rows)
+        except InvalidQuery as exc:
+            _abort(context, "GetFootprints", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            rows = self.store.get_footprints(request.venue, request.instrument, request.interval,
+                                             request.from_ns, request.to_ns, limit + 1)  # fmt: skip
+        except Exception as exc:  # clickhouse-connect and chdb raise their own types
+            log.exception("GetFootprints failed in the store")
+            _abort(context, "GetFootprints", grpc.StatusCode.UNAVAILABLE, f"footprint store failed: {exc}")
+        RPC_REQUESTS.labels("GetFootprints", grpc.StatusCode.OK.name).inc()
+        return query_pb2.GetFootprintsResponse(
+            footprints=[footprint_to_proto(bar, levels) for bar, levels in rows[:limit]], truncated=len(rows) > limit
+        )
 
     def ListSeries(
         self, request: query_pb2.ListSeriesRequest, context: grpc.ServicerContext

@@ -22,11 +22,16 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from tapeline.config import ClickHouseSettings
 from tapeline.errors import StoreError
 from tapeline.events import Bar, Trade
+from tapeline.flow.footprint import FootprintBar, FootprintLevel
 from tapeline.paths import schemas_dir
 
 log = logging.getLogger(__name__)
 
 BAR_COLUMNS = list(Bar.__struct_fields__)
+FOOTPRINT_BAR_COLUMNS = list(FootprintBar.__struct_fields__)
+# per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
+LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
+                "sell_imbalance"]  # fmt: skip
 TRADE_COLUMNS = ["venue", "instrument", "symbol", "ts_ns", "recv_ts_ns", "price", "qty_base", "notional_quote",
                  "side", "trade_id"]  # fmt: skip
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -157,6 +162,57 @@ class BarStore:
             rows = self.client.query(sql).result_rows
         return [Bar(*row) for row in rows]
 
+    def insert_footprints(self, summaries: Sequence[FootprintBar], levels: Sequence[FootprintLevel]) -> None:
+        """One row per footprint bar, its levels as arrays: summary and levels land in one atomic insert."""
+        if not summaries:
+            return
+        by_bar: dict[tuple, list[FootprintLevel]] = {}
+        for level in levels:
+            by_bar.setdefault((level.venue, level.instrument, level.interval, level.start_ns), []).append(level)
+        rows = []
+        for bar in summaries:
+            bar_levels = sorted(by_bar.get((bar.venue, bar.instrument, bar.interval, bar.start_ns), ()),
+                                key=lambda lv: lv.price)  # fmt: skip
+            rows.append([getattr(bar, name) for name in FOOTPRINT_BAR_COLUMNS]
+                        + [[getattr(lv, name) for lv in bar_levels] for name in LEVEL_FIELDS])  # fmt: skip
+        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
+        with self._lock:
+            self.client.insert(f"{self.database}.footprints", rows, column_names=columns)
+
+    def get_footprints(
+        self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int
+    ) -> list[tuple[FootprintBar, list[FootprintLevel]]]:
+        """Footprint bars with from_ns <= start_ns < to_ns, oldest first, with their levels."""
+        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {self.database}.footprints FINAL "
+            "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
+            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
+        )
+        params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
+                  "to_ns": to_ns, "limit": limit}  # fmt: skip
+        with self._lock:
+            result = self.client.query(sql, parameters=params).result_rows
+        return [_footprint_from_row(row) for row in result]
+
+    def resume_footprints(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
+        """Open footprint bars with their levels, and each series' last final bar (for its bucket size)."""
+        table = f"{self.database}.footprints"
+        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
+        select = ", ".join(columns)
+        sql = (
+            f"SELECT {select} FROM {table} FINAL WHERE NOT final UNION ALL SELECT {select} FROM "
+            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
+        )
+        with self._lock:
+            result = self.client.query(sql).result_rows
+        levels, summaries = [], []
+        for row in result:
+            bar, bar_levels = _footprint_from_row(row)
+            summaries.append(bar)
+            levels.extend(bar_levels)
+        return levels, summaries
+
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""
         with self._lock:
@@ -164,3 +220,15 @@ class BarStore:
                 f"SELECT DISTINCT venue, instrument, interval FROM {self.database}.bars ORDER BY 1, 2, 3"
             ).result_rows
         return [tuple(r) for r in rows]
+
+
+def _footprint_from_row(row: Sequence) -> tuple[FootprintBar, list[FootprintLevel]]:
+    """A `footprints` row (summary columns, then the level arrays) -> the bar and its levels."""
+    width = len(FOOTPRINT_BAR_COLUMNS)
+    bar = FootprintBar(*row[:width])
+    levels = [
+        FootprintLevel(bar.venue, bar.instrument, bar.interval, bar.start_ns, bucket_size=bar.bucket_size,
+                       final=bar.final, version=bar.version, **dict(zip(LEVEL_FIELDS, values, strict=True)))
+        for values in zip(*row[width:], strict=True)
+    ]  # fmt: skip
+    return bar, levels

@@ -105,3 +105,97 @@ class ListSeriesResponse(_message.Message):
     SERIES_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[Series]
     def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ...) -> None: ...
+
+class GetFootprintsRequest(_message.Message):
+    __slots__ = ("venue", "instrument", "interval", "from_ns", "to_ns", "limit")
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    FROM_NS_FIELD_NUMBER: _ClassVar[int]
+    TO_NS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    venue: str
+    instrument: str
+    interval: str
+    from_ns: int
+    to_ns: int
+    limit: int
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., from_ns: _Optional[int] = ..., to_ns: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FootprintLevel(_message.Message):
+    __slots__ = ("price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance", "sell_imbalance")
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    BUY_BASE_FIELD_NUMBER: _ClassVar[int]
+    SELL_BASE_FIELD_NUMBER: _ClassVar[int]
+    BUY_TRADES_FIELD_NUMBER: _ClassVar[int]
+    SELL_TRADES_FIELD_NUMBER: _ClassVar[int]
+    DELTA_BASE_FIELD_NUMBER: _ClassVar[int]
+    BUY_IMBALANCE_FIELD_NUMBER: _ClassVar[int]
+    SELL_IMBALANCE_FIELD_NUMBER: _ClassVar[int]
+    price: float
+    buy_base: float
+    sell_base: float
+    buy_trades: int
+    sell_trades: int
+    delta_base: float
+    buy_imbalance: bool
+    sell_imbalance: bool
+    def __init__(self, price: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., delta_base: _Optional[float] = ..., buy_imbalance: _Optional[bool] = ..., sell_imbalance: _Optional[bool] = ...) -> None: ...
+
+class Footprint(_message.Message):
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "bucket_size", "poc", "vah", "val", "volume_base", "delta_base", "stacked_buy", "stacked_sell", "stacked_directions", "stacked_lows", "stacked_highs", "unfinished_high", "unfinished_low", "volume_quote", "vwap", "last_ts_ns", "final", "version", "levels")
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    START_NS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POC_FIELD_NUMBER: _ClassVar[int]
+    VAH_FIELD_NUMBER: _ClassVar[int]
+    VAL_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_BASE_FIELD_NUMBER: _ClassVar[int]
+    DELTA_BASE_FIELD_NUMBER: _ClassVar[int]
+    STACKED_BUY_FIELD_NUMBER: _ClassVar[int]
+    STACKED_SELL_FIELD_NUMBER: _ClassVar[int]
+    STACKED_DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    STACKED_LOWS_FIELD_NUMBER: _ClassVar[int]
+    STACKED_HIGHS_FIELD_NUMBER: _ClassVar[int]
+    UNFINISHED_HIGH_FIELD_NUMBER: _ClassVar[int]
+    UNFINISHED_LOW_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_QUOTE_FIELD_NUMBER: _ClassVar[int]
+    VWAP_FIELD_NUMBER: _ClassVar[int]
+    LAST_TS_NS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    venue: str
+    instrument: str
+    interval: str
+    start_ns: int
+    bucket_size: float
+    poc: float
+    vah: float
+    val: float
+    volume_base: float
+    delta_base: float
+    stacked_buy: int
+    stacked_sell: int
+    stacked_directions: _containers.RepeatedScalarFieldContainer[str]
+    stacked_lows: _containers.RepeatedScalarFieldContainer[float]
+    stacked_highs: _containers.RepeatedScalarFieldContainer[float]
+    unfinished_high: bool
+    unfinished_low: bool
+    volume_quote: float
+    vwap: float
+    last_ts_ns: int
+    final: bool
+    version: int
+    levels: _containers.RepeatedCompositeFieldContainer[FootprintLevel]
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., bucket_size: _Optional[float] = ..., poc: _Optional[float] = ..., vah: _Optional[float] = ..., val: _Optional[float] = ..., volume_base: _Optional[float] = ..., delta_base: _Optional[float] = ..., stacked_buy: _Optional[int] = ..., stacked_sell: _Optional[int] = ..., stacked_directions: _Optional[_Iterable[str]] = ..., stacked_lows: _Optional[_Iterable[float]] = ..., stacked_highs: _Optional[_Iterable[float]] = ..., unfinished_high: _Optional[bool] = ..., unfinished_low: _Optional[bool] = ..., volume_quote: _Optional[float] = ..., vwap: _Optional[float] = ..., last_ts_ns: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[FootprintLevel, _Mapping]]] = ...) -> None: ...
+
+class GetFootprintsResponse(_message.Message):
+    __slots__ = ("footprints", "truncated")
+    FOOTPRINTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    footprints: _containers.RepeatedCompositeFieldContainer[Footprint]
+    truncated: bool
+    def __init__(self, footprints: _Optional[_Iterable[_Union[Footprint, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

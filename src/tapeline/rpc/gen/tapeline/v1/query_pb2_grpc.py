@@ -40,6 +40,11 @@ class QueryServiceStub:
                 request_serializer=tapeline_dot_v1_dot_query__pb2.GetBarsRequest.SerializeToString,
                 response_deserializer=tapeline_dot_v1_dot_query__pb2.GetBarsResponse.FromString,
                 _registered_method=True)
+        self.GetFootprints = channel.unary_unary(
+                '/tapeline.v1.QueryService/GetFootprints',
+                request_serializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.SerializeToString,
+                response_deserializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.FromString,
+                _registered_method=True)
         self.ListSeries = channel.unary_unary(
                 '/tapeline.v1.QueryService/ListSeries',
                 request_serializer=tapeline_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
@@ -59,9 +64,16 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListSeries(self, request, context):
+    def GetFootprints(self, request, context):
         """The venue/instrument/interval series that have at least one bar.
+        Footprint bars (volume at price, POC, value area, imbalances) in [from_ns, to_ns), oldest first.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSeries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -73,6 +85,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetBars,
                     request_deserializer=tapeline_dot_v1_dot_query__pb2.GetBarsRequest.FromString,
                     response_serializer=tapeline_dot_v1_dot_query__pb2.GetBarsResponse.SerializeToString,
+            ),
+            'GetFootprints': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFootprints,
+                    request_deserializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.FromString,
+                    response_serializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.SerializeToString,
             ),
             'ListSeries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSeries,
@@ -108,6 +125,33 @@ class QueryService:
             '/tapeline.v1.QueryService/GetBars',
             tapeline_dot_v1_dot_query__pb2.GetBarsRequest.SerializeToString,
             tapeline_dot_v1_dot_query__pb2.GetBarsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFootprints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tapeline.v1.QueryService/GetFootprints',
+            tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.SerializeToString,
+            tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.FromString,
             options,
             channel_credentials,
             insecure,
