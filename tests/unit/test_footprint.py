@@ -628,27 +628,32 @@ def test_footprint_records_encode_with_compiled_writers_like_fastavro() -> None:
     )
 
 
-def test_clickhouse_tables_keep_the_latest_version_per_bar_and_price(store: BarStore) -> None:
-    levels, bars = sample_rows()
+def test_clickhouse_keeps_the_latest_version_per_bar_and_its_levels(store: BarStore) -> None:
+    agg = FootprintAggregator(["1s"], 0, BucketPolicy({BTC: 10.0}))
     expected = DictStore()
-    expected.insert((levels, bars))
-    for table, rows, cls in (("footprint_levels", levels, FootprintLevel), ("footprint_bars", bars, FootprintBar)):
-        columns = list(cls.__struct_fields__)
-        store.client.insert(f"{store.database}.{table}", [[getattr(r, c) for c in columns] for r in rows],
-                            column_names=columns)  # fmt: skip
-    got_levels = store.client.query(
-        f"SELECT {', '.join(FootprintLevel.__struct_fields__)} FROM {store.database}.footprint_levels FINAL"
+    for price, b, s_ in [(100, 0, 1), (110, 3, 1), (120, 3, 1), (130, 3, 1), (140, 0, 4)]:
+        agg.add(trade(5.5, price, b or s_, "buy" if b else "sell"), price)
+    first = agg.drain()  # open rows, one insert per drain as the processor does
+    store.insert_footprints(first[1], first[0])
+    expected.insert(first)
+    agg.add(trade(7.0, 100, 1, "buy"), 1000)  # closes the 5 s bar with a higher version
+    agg.flush()
+    second = agg.drain()
+    store.insert_footprints(second[1], second[0])
+    expected.insert(second)
+    restored_levels, got_bars = store.resume_footprints()
+    last_final = max((b for b in expected.bars.values() if b.final), key=lambda b: b.start_ns)
+    assert got_bars == [last_final]  # no open bar left; the newest final one carries the bucket size
+    assert restored_levels == sorted((lv for lv in expected.levels.values() if lv.start_ns == last_final.start_ns),
+                                     key=lambda lv: lv.price)  # fmt: skip
+    view = store.client.query(
+        f"SELECT start_ns, price, buy_base, sell_base, final, version FROM {store.database}.footprint_levels "
+        "ORDER BY start_ns, price"
     ).result_rows
-    got_bars = store.client.query(
-        f"SELECT {', '.join(FootprintBar.__struct_fields__)} FROM {store.database}.footprint_bars FINAL"
-    ).result_rows
-    assert len(got_levels) < len(levels) and len(got_bars) < len(bars)  # open rows were replaced
-    assert sorted(map(msgspec.structs.astuple, (FootprintLevel(*r) for r in got_levels))) == sorted(
-        map(msgspec.structs.astuple, expected.levels.values())
-    )
-    assert sorted(map(msgspec.structs.astuple, (FootprintBar(*r) for r in got_bars))) == sorted(
-        map(msgspec.structs.astuple, expected.bars.values())
-    )
+    want = sorted((lv.start_ns, lv.price, lv.buy_base, lv.sell_base, lv.final, lv.version)
+                  for lv in expected.levels.values())  # fmt: skip
+    assert view == want and all(row[4] for row in view)  # the open version was replaced by the final one
+    assert len(first[1]) == 1 and not first[1][0].final
 
 
 @pytest.mark.data
