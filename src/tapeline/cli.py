@@ -48,20 +48,27 @@ def migrate() -> None:
 _venue_option = click.option(
     "--venue", type=click.Choice(list(SESSIONS)), help="Venue of the captures (default: read from each file)."
 )
+_symbols_option = click.option(
+    "--symbols",
+    default="",
+    help="Venue symbols of the captures, comma-separated (needed when a recorded REST "
+    "answer does not say its symbol, e.g. a depth snapshot without its URL).",
+)
 _captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 
 
 @main.command()
 @_venue_option
+@_symbols_option
 @_captures_argument
-def normalize(venue: str | None, captures: tuple[Path, ...]) -> None:
+def normalize(venue: str | None, symbols: str, captures: tuple[Path, ...]) -> None:
     """Print the normalized events of capture files as JSON lines, merged by receive time.
 
     Files of one venue share a session, so an instruments REST capture among them supplies contract
     values to the others.
     """
     out = sys.stdout.buffer
-    for event in _events(captures, venue):
+    for event in _events(captures, venue, symbols):
         out.write(_json.encode(event) + b"\n")
 
 
@@ -141,8 +148,9 @@ def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool
 @click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="With --pace recorded: how many times faster.")
 @_venue_option
+@_symbols_option
 @_captures_argument
-def replay_command(pace: str, speed: float, venue: str | None, captures: tuple[Path, ...]) -> None:
+def replay_command(pace: str, speed: float, venue: str | None, symbols: str, captures: tuple[Path, ...]) -> None:
     """Feed captures through the connector code into Kafka (REST lines in them answer its REST requests)."""
     from tapeline.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
 
@@ -155,7 +163,7 @@ def replay_command(pace: str, speed: float, venue: str | None, captures: tuple[P
     first_recv = started = None
     with Progress() as progress:
         task = progress.add_task("replaying", total=total)
-        for path, line, result in replay(_sessions(captures, venue), captures):
+        for path, line, result in replay(_sessions(captures, venue, symbols), captures):
             if pace == "recorded" and line.recv_ts_ns:
                 first_recv = first_recv or line.recv_ts_ns
                 started = started or time.monotonic()
@@ -249,22 +257,22 @@ def import_binance(market: str, kind: str, symbol: str, dry_run: bool, files: tu
     click.echo(f"published {publisher.published} trades to {settings.topics.trades}")
 
 
-def _sessions(captures: tuple[Path, ...], venue: str | None) -> dict[Path, VenueSession]:
+def _sessions(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> dict[Path, VenueSession]:
     """One session per venue, shared by that venue's files."""
     by_venue: dict[str, VenueSession] = {}
     sessions = {}
     for path in captures:
         name = venue or _capture_venue(path)
         if name not in by_venue:
-            by_venue[name] = make_session(name)
+            by_venue[name] = make_session(name, [s for s in symbols.split(",") if s])
         sessions[path] = by_venue[name]
     return sessions
 
 
-def _events(captures: tuple[Path, ...], venue: str | None) -> Iterator[msgspec.Struct]:
+def _events(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> Iterator[msgspec.Struct]:
     """Normalized events of the captures; rejected lines are reported on stderr, once per reason."""
     reasons: Counter[str] = Counter()
-    for _, _, result in replay(_sessions(captures, venue), captures):
+    for _, _, result in replay(_sessions(captures, venue, symbols), captures):
         if isinstance(result, Rejected):
             if result.reason not in reasons:
                 click.echo(f"{result.path}:{result.line.line or '?'}: skipped: {result.reason}", err=True)

@@ -139,7 +139,7 @@ class ConnectorSettings(BaseModel):
 
 class ProcessorSettings(BaseModel):
     app_id: str = "tapeline-processor"
-    intervals: CsvList = Field(default_factory=lambda: ["1s", "1m"])
+    intervals: CsvList = Field(default_factory=lambda: ["1s", "1m", "5m", "15m", "1h", "1d"])
     allowed_lateness_ms: int = 1000
     batch_max: int = 20_000
     batch_within_s: float = 0.25
@@ -147,6 +147,7 @@ class ProcessorSettings(BaseModel):
     idle_close_ms: int = 3000
     write_trades: bool = True
     footprint_intervals: CsvList = Field(default_factory=lambda: ["1m", "5m"])
+    obi_intervals: CsvList = Field(default_factory=lambda: ["1s", "1m"])
     # bucket = the 1-2-2.5-5 step nearest this many bps of the instrument's first price (tens of rows per
     # 1m BTC bar at 0.5), unless footprint_buckets pins it, e.g. '{"BTC-USDT-PERP": 5}'
     footprint_target_bps: float = 0.5
@@ -156,7 +157,7 @@ class ProcessorSettings(BaseModel):
     serve_queries: bool | None = None
     web_port: int = 6066
 
-    @field_validator("intervals", "footprint_intervals")
+    @field_validator("intervals", "footprint_intervals", "obi_intervals")
     @classmethod
     def _known_intervals(cls, value: list[str]) -> list[str]:
         unknown = [i for i in value if i not in INTERVAL_NS]

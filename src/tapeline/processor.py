@@ -16,13 +16,15 @@ import time
 from collections.abc import Sequence
 
 import faust
+import msgspec
 
 from tapeline.codec import AvroCodec
 from tapeline.config import Settings
 from tapeline.errors import SchemaError
-from tapeline.events import Bar, Trade
+from tapeline.events import Bar, BookGap, BookUpdate, Trade
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
+from tapeline.flow.obi import ObiAggregator
 from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
 from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADES_AGGREGATED
 from tapeline.store.clickhouse import BarStore
@@ -30,7 +32,55 @@ from tapeline.store.clickhouse import BarStore
 log = logging.getLogger(__name__)
 
 FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
+BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
+
+
+class ObiPipeline:
+    """Book events -> order-book imbalance bars (obi_bars), with the same write-before-ack rule."""
+
+    def __init__(self, settings: Settings, store: BarStore, dead_letters: DeadLetters, codec: AvroCodec) -> None:
+        cfg = settings.processor
+        self.settings = settings
+        self.store = store
+        self.dead_letters = dead_letters
+        self.codec = codec
+        self.aggregator = ObiAggregator(cfg.obi_intervals, cfg.allowed_lateness_ms * 1_000_000)
+        self._lock = asyncio.Lock()
+        self._consuming = False
+
+    def restore(self) -> int:
+        rows = self.store.resume_obi()
+        self.aggregator.restore(rows)
+        return len(rows)
+
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
+        now_ns = time.time_ns()
+        async with self._lock:
+            if not self._consuming:
+                self._consuming = True
+                self.aggregator.touch(now_ns)
+            for value, offset, context in frames:
+                try:
+                    record = self.codec.decode(value)
+                    event = msgspec.convert(record, BOOK_EVENTS[record["type"]])
+                except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
+                    self.dead_letters.send(value, f"processor: undecodable book event: {exc}", context)
+                    continue
+                self.aggregator.add(event, offset, now_ns)  # a late book event still updates the book
+            await self._persist()
+
+    async def close_idle(self) -> None:
+        if not self._consuming:
+            return
+        async with self._lock:
+            self.aggregator.close_idle(time.time_ns(), self.settings.processor.idle_close_ms * 1_000_000)
+            await self._persist()
+
+    async def _persist(self) -> None:
+        rows = self.aggregator.drain()
+        if rows:
+            await asyncio.get_running_loop().run_in_executor(None, self.store.insert_obi, rows)
 
 
 class BarPipeline:
@@ -47,6 +97,7 @@ class BarPipeline:
         self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy)
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
+        self.obi = ObiPipeline(settings, store, self.dead_letters, self.codec)
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
 
@@ -163,9 +214,21 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
             ]
             await pipeline.process(frames)
 
+    books_topic = app.topic(settings.topics.books, value_type=bytes, value_serializer="raw")
+
+    @app.agent(books_topic)
+    async def imbalance(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.processor.batch_max, within=settings.processor.batch_within_s):
+            frames = [
+                (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
+                for e in events
+            ]
+            await pipeline.obi.process(frames)
+
     @app.timer(interval=1.0)
     async def close_idle_bars() -> None:
         await pipeline.close_idle()
+        await pipeline.obi.close_idle()
 
     return app
 
@@ -173,10 +236,11 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
 def prepare(settings: Settings) -> BarPipeline:
     ensure_topics(
         settings,
-        [settings.topics.trades, settings.topics.bars, settings.topics.signals, settings.topics.dead_letter],
-    )
+        [settings.topics.trades, settings.topics.books, settings.topics.bars, settings.topics.signals,
+         settings.topics.dead_letter],
+    )  # fmt: skip
     store = BarStore.open(settings.clickhouse)
     pipeline = BarPipeline(settings, store)
-    restored = pipeline.restore()
+    restored = pipeline.restore() + pipeline.obi.restore()
     log.info("processor restored %d bar rows from ClickHouse", restored)
     return pipeline

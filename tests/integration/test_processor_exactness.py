@@ -9,6 +9,7 @@ no loss, no double count.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -18,8 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tapeline.capture import merge_captures
 from tapeline.config import Settings
+from tapeline.events import BookGap
+from tapeline.flow.obi import ObiAggregator
+from tapeline.replay import drive
 from tapeline.rpc.client import QueryClient, QueryError
+from tapeline.venues.binance_usdm import BinanceUsdmSession
 from tests.datafiles import data_files
 from tests.integration.services import Service, free_port, wait_for
 
@@ -99,7 +105,7 @@ def test_kill_9_at_random_points_gives_the_offline_bars(settings: Settings, tmp_
     processor = Service("processor", env, tmp_path)
     replay = subprocess.Popen(
         [TAPELINE, "replay", "--pace", "recorded", "--speed", "10", str(capture)],
-        env={**__import__("os").environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     kills = 0
     try:
@@ -133,3 +139,53 @@ def test_kill_9_at_random_points_gives_the_offline_bars(settings: Settings, tmp_
         assert len(served[interval]) == len(expected[interval]), interval
         for got, want in zip(served[interval], expected[interval], strict=True):
             assert got == want, (interval, got["start_ns"])
+
+
+def test_obi_bars_equal_the_offline_aggregator(settings: Settings, tmp_path: Path) -> None:
+    """Book events replayed through the connector code -> Kafka -> processor: OBI bars served over gRPC
+    equal ObiAggregator run here over the same events (the processor idles them out like close_idle)."""
+    captures = data_files("binance_usdm/depthUpdate/hftbacktest_*.gz") + data_files(
+        "binance_usdm/rest_depth_snapshot/hftbacktest_*.jsonl"
+    )
+    session = BinanceUsdmSession(["BTCUSDT"], ["depth"])
+    offline = ObiAggregator(["1s", "1m"], 1_000_000_000)
+    events = [e for line in merge_captures(captures) for e in drive(session, line).events]
+    assert len(events) > 1000 and not any(isinstance(e, BookGap) for e in events)
+    for position, event in enumerate(events):
+        offline.add(event, position)
+    offline.close_idle(now_ns=10**19, idle_ns=0)
+    expected = [{k: getattr(b, k) for k in b.__struct_fields__ if k not in IGNORED} for b in offline.drain()]
+
+    query_port = free_port()
+    env = {
+        "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
+        "TAPELINE_CLICKHOUSE__DSN": f"chdb://{tmp_path / 'chdb'}",
+        "TAPELINE_PROCESSOR__APP_ID": f"{settings.topics.prefix}processor",
+        "TAPELINE_PROCESSOR__OBI_INTERVALS": "1s,1m",
+        "TAPELINE_PROCESSOR__ALLOWED_LATENESS_MS": "1000",
+        "TAPELINE_QUERY__PORT": str(query_port),
+    }
+    replay = subprocess.run([TAPELINE, "replay", "--venue=binance-usdm", "--symbols=BTCUSDT", *map(str, captures)],
+                            env={**os.environ, **env}, capture_output=True, text=True)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    processor = Service("processor", env, tmp_path)
+    try:
+        with QueryClient(f"127.0.0.1:{query_port}") as client:
+
+            def served() -> list[dict]:
+                try:
+                    rows = [
+                        b for i in ("1s", "1m") for b in client.get_obi("binance-usdm", "BTC-USDT-PERP", i, 0, 2**62)
+                    ]
+                except QueryError:
+                    return []
+                return [{k: getattr(b, k) for k in b.__struct_fields__ if k not in IGNORED} for b in rows]
+
+            wait_for(lambda: len(served()) >= len(expected), 120, f"{len(expected)} OBI bars", [processor])
+            got = served()
+    finally:
+        processor.stop()
+    key = lambda row: (row["interval"], row["start_ns"])  # noqa: E731
+    assert sorted(got, key=key) == sorted(expected, key=key)
+    assert sum(not row["incomplete"] for row in got) > 300

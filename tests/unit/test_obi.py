@@ -596,3 +596,19 @@ def test_avro_schema_and_clickhouse_table_match_the_row() -> None:
         fastavro.schemaless_writer(buf, reg.parsed, msgspec.structs.asdict(row))
         assert frame == buf.getvalue()
         assert msgspec.convert(codec.decode(frame), ObiBar) == row
+
+
+def test_idle_carry_is_bounded_by_max_carry() -> None:
+    """A quiet verified book is carried for max_carry after its last event, then counts as unverified:
+    idling to a clock far ahead (a dead connector, or a recording replayed today) invents no bars."""
+    s = 1_000_000_000
+    agg = ObiAggregator(["1s"], s)
+    agg.add(BookUpdate("v", "X", "X-USDT-PERP", 1000 * s, 0, True, [(99.0, 1.0)], [(101.0, 1.0)]), 1, now_ns=0)
+    agg.close_idle(now_ns=10**18, idle_ns=3 * s, max_carry_ns=5 * s)
+    rows = agg.drain()
+    assert [r.start_ns // s for r in rows] == [1000, 1001, 1002, 1003, 1004]
+    assert all(r.top1_last == 0.0 and not r.incomplete for r in rows)
+    later = BookUpdate("v", "X", "X-USDT-PERP", 2000 * s, 0, False, [(99.0, 3.0)], [])
+    agg.add(later, 2, now_ns=10**18)
+    agg.flush()
+    assert all(r.incomplete or r.top1_last is None for r in agg.drain())  # a delta cannot re-verify a stale book

@@ -262,7 +262,7 @@ def test_reflection_lists_the_services(target: str) -> None:
         database = ProtoReflectionDescriptorDatabase(channel)
         assert {SERVICE_NAME, "grpc.health.v1.Health"} <= set(database.get_services())
         service = database.FindFileContainingSymbol(SERVICE_NAME).service[0]
-        assert [m.name for m in service.method] == ["GetBars", "GetFootprints", "ListSeries"]
+        assert [m.name for m in service.method] == ["GetBars", "GetFootprints", "GetObi", "ListSeries"]
 
 
 def test_responses_above_grpcs_default_4mb_limit(store_factory: Callable) -> None:

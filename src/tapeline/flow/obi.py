@@ -369,6 +369,9 @@ class _Series:
     closed_until_ns: int | None = None  # end of the last final bar: earlier bars are never emitted again
 
 
+DEFAULT_MAX_CARRY_NS = 30_000_000_000  # the connector's own silence limit (stale_after_s) before it reconnects
+
+
 @dataclass(eq=False)
 class _Instrument:
     venue: str
@@ -380,6 +383,7 @@ class _Instrument:
     version: int = -1  # position of the last event applied
     replayed_until: int = -1  # restored: events at positions up to this one are replays, never late
     last_seen: int = 0  # processing time of the last event, for close_idle
+    last_event_ts: int | None = None  # venue time of the last event: how long a quiet book may be carried
 
 
 class ObiAggregator:
@@ -410,6 +414,7 @@ class ObiAggregator:
         inst = self._instruments.get((event.venue, event.instrument)) or self._instrument(event.venue, event.instrument)
         inst.last_seen = now_ns
         ts = event.ts_ns
+        inst.last_event_ts = ts if inst.last_event_ts is None else max(inst.last_event_ts, ts)
         if inst.clock is None:
             width = inst.series[0].width_ns
             self._start(inst, ts - ts % width)
@@ -435,17 +440,24 @@ class ObiAggregator:
             self._finalize(inst, inst.max_ts - self.lateness_ns, position)
         return on_time
 
-    def close_idle(self, now_ns: int, idle_ns: int) -> None:
+    def close_idle(self, now_ns: int, idle_ns: int, max_carry_ns: int = DEFAULT_MAX_CARRY_NS) -> None:
         """Advance instruments that received no event for `idle_ns` of processing time.
 
         Their clock is taken to `now_ns - lateness - idle` with the book state they have: a connected
-        venue that sends nothing has an unchanged book (a connector reports a lost stream as a BookGap),
-        so quiet bars are emitted with the carried-over values.
+        venue that sends nothing has an unchanged book, so quiet bars carry the values over. But only for
+        `max_carry_ns` after the last event: a book nobody has confirmed for longer (a dead connector, or
+        a replayed recording whose venue times lie far in the past) counts as unverified from then on,
+        so no bars are invented for the time after it.
         """
         target = now_ns - self.lateness_ns - idle_ns
         for inst in self._instruments.values():
             if inst.clock is None or now_ns - inst.last_seen < idle_ns:
                 continue
+            carry_until = (inst.last_event_ts or inst.clock) + max_carry_ns
+            if target > carry_until and inst.book.verified:
+                if carry_until > inst.clock:
+                    self._advance(inst, carry_until)
+                inst.book.invalidate()  # stale: the next snapshot verifies it again
             if target > inst.clock:
                 self._advance(inst, target)
             if target + self.lateness_ns > inst.max_ts:

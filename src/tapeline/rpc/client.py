@@ -10,7 +10,8 @@ import grpc
 from tapeline.errors import TapelineError
 from tapeline.events import Bar
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
-from tapeline.rpc.convert import bar_from_proto, footprint_from_proto
+from tapeline.flow.obi import ObiBar
+from tapeline.rpc.convert import bar_from_proto, footprint_from_proto, obi_from_proto
 from tapeline.rpc.gen.tapeline.v1 import query_pb2, query_pb2_grpc
 
 
@@ -86,6 +87,17 @@ class QueryClient:
         except grpc.RpcError as exc:
             raise _query_error(exc) from None
         return [footprint_from_proto(f) for f in response.footprints]
+
+    def get_obi(
+        self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int = 0
+    ) -> list[ObiBar]:
+        request = query_pb2.GetObiRequest(venue=venue, instrument=instrument, interval=interval, from_ns=from_ns,
+                                          to_ns=to_ns, limit=limit)  # fmt: skip
+        try:
+            response = self._stub.GetObi(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _query_error(exc) from None
+        return [obi_from_proto(b) for b in response.bars]
 
     def list_series(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) of every series with bars, sorted."""

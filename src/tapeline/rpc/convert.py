@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tapeline.events import Bar
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
+from tapeline.flow.obi import ObiBar
 from tapeline.rpc.gen.tapeline.v1 import query_pb2
 
 _FIELDS = Bar.__struct_fields__
@@ -38,3 +39,18 @@ def footprint_from_proto(message: query_pb2.Footprint) -> tuple[FootprintBar, li
         for lv in message.levels
     ]  # fmt: skip
     return bar, levels
+
+
+_OBI_FIELDS = [f.name for f in query_pb2.ObiBar.DESCRIPTOR.fields]
+
+
+def obi_to_proto(bar: ObiBar) -> query_pb2.ObiBar:
+    # unset optional fields mean "undefined" (no verified book, or nothing on one side)
+    return query_pb2.ObiBar(**{name: value for name in _OBI_FIELDS if (value := getattr(bar, name)) is not None})
+
+
+def obi_from_proto(message: query_pb2.ObiBar) -> ObiBar:
+    return ObiBar(**{
+        name: getattr(message, name) if not field.has_presence or message.HasField(name) else None
+        for name, field in ((f.name, f) for f in query_pb2.ObiBar.DESCRIPTOR.fields)
+    })  # fmt: skip

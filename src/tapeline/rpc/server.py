@@ -16,7 +16,7 @@ from tapeline.config import INTERVAL_NS, QuerySettings
 from tapeline.errors import InvalidQuery, TapelineError
 from tapeline.events import VENUES
 from tapeline.metrics import RPC_REQUESTS
-from tapeline.rpc.convert import bar_to_proto, footprint_to_proto
+from tapeline.rpc.convert import bar_to_proto, footprint_to_proto, obi_to_proto
 from tapeline.rpc.gen.tapeline.v1 import query_pb2, query_pb2_grpc
 from tapeline.store.clickhouse import BarStore
 
@@ -84,6 +84,20 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_pb2.GetFootprintsResponse(
             footprints=[footprint_to_proto(bar, levels) for bar, levels in rows[:limit]], truncated=len(rows) > limit
         )
+
+    def GetObi(self, request: query_pb2.GetObiRequest, context: grpc.ServicerContext) -> query_pb2.GetObiResponse:
+        try:
+            limit = validate(request, self.max_rows)
+        except InvalidQuery as exc:
+            _abort(context, "GetObi", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            rows = self.store.get_obi(request.venue, request.instrument, request.interval,
+                                      request.from_ns, request.to_ns, limit + 1)  # fmt: skip
+        except Exception as exc:  # clickhouse-connect and chdb raise their own types
+            log.exception("GetObi failed in the store")
+            _abort(context, "GetObi", grpc.StatusCode.UNAVAILABLE, f"OBI store failed: {exc}")
+        RPC_REQUESTS.labels("GetObi", grpc.StatusCode.OK.name).inc()
+        return query_pb2.GetObiResponse(bars=[obi_to_proto(b) for b in rows[:limit]], truncated=len(rows) > limit)
 
     def ListSeries(
         self, request: query_pb2.ListSeriesRequest, context: grpc.ServicerContext

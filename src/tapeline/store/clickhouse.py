@@ -23,12 +23,14 @@ from tapeline.config import ClickHouseSettings
 from tapeline.errors import StoreError
 from tapeline.events import Bar, Trade
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
+from tapeline.flow.obi import ObiBar
 from tapeline.paths import schemas_dir
 
 log = logging.getLogger(__name__)
 
 BAR_COLUMNS = list(Bar.__struct_fields__)
 FOOTPRINT_BAR_COLUMNS = list(FootprintBar.__struct_fields__)
+OBI_COLUMNS = list(ObiBar.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
@@ -212,6 +214,33 @@ class BarStore:
             summaries.append(bar)
             levels.extend(bar_levels)
         return levels, summaries
+
+    def insert_obi(self, rows: Sequence[ObiBar]) -> None:
+        if rows:
+            columns = [[getattr(r, name) for r in rows] for name in OBI_COLUMNS]
+            with self._lock:
+                self.client.insert(f"{self.database}.obi_bars", columns, column_names=OBI_COLUMNS,
+                                   column_oriented=True)  # fmt: skip
+
+    def resume_obi(self) -> list[ObiBar]:
+        """Each OBI series' last final bar: where the aggregator continues after a restart."""
+        sql = (
+            f"SELECT {', '.join(OBI_COLUMNS)} FROM {self.database}.obi_bars FINAL "
+            "ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval"
+        )
+        with self._lock:
+            return [ObiBar(*row) for row in self.client.query(sql).result_rows]
+
+    def get_obi(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[ObiBar]:
+        sql = (
+            f"SELECT {', '.join(OBI_COLUMNS)} FROM {self.database}.obi_bars FINAL "
+            "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
+            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
+        )
+        params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
+                  "to_ns": to_ns, "limit": limit}  # fmt: skip
+        with self._lock:
+            return [ObiBar(*row) for row in self.client.query(sql, parameters=params).result_rows]
 
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""

@@ -199,3 +199,105 @@ class GetFootprintsResponse(_message.Message):
     footprints: _containers.RepeatedCompositeFieldContainer[Footprint]
     truncated: bool
     def __init__(self, footprints: _Optional[_Iterable[_Union[Footprint, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ObiBar(_message.Message):
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "top1_mean", "top1_last", "top1_min", "top1_max", "top5_mean", "top5_last", "top5_min", "top5_max", "top10_mean", "top10_last", "top10_min", "top10_max", "top20_mean", "top20_last", "top20_min", "top20_max", "bps10_mean", "bps10_last", "bps10_min", "bps10_max", "bps25_mean", "bps25_last", "bps25_min", "bps25_max", "bps50_mean", "bps50_last", "bps50_min", "bps50_max", "verified_ns", "incomplete", "updates", "final", "version")
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    START_NS_FIELD_NUMBER: _ClassVar[int]
+    TOP1_MEAN_FIELD_NUMBER: _ClassVar[int]
+    TOP1_LAST_FIELD_NUMBER: _ClassVar[int]
+    TOP1_MIN_FIELD_NUMBER: _ClassVar[int]
+    TOP1_MAX_FIELD_NUMBER: _ClassVar[int]
+    TOP5_MEAN_FIELD_NUMBER: _ClassVar[int]
+    TOP5_LAST_FIELD_NUMBER: _ClassVar[int]
+    TOP5_MIN_FIELD_NUMBER: _ClassVar[int]
+    TOP5_MAX_FIELD_NUMBER: _ClassVar[int]
+    TOP10_MEAN_FIELD_NUMBER: _ClassVar[int]
+    TOP10_LAST_FIELD_NUMBER: _ClassVar[int]
+    TOP10_MIN_FIELD_NUMBER: _ClassVar[int]
+    TOP10_MAX_FIELD_NUMBER: _ClassVar[int]
+    TOP20_MEAN_FIELD_NUMBER: _ClassVar[int]
+    TOP20_LAST_FIELD_NUMBER: _ClassVar[int]
+    TOP20_MIN_FIELD_NUMBER: _ClassVar[int]
+    TOP20_MAX_FIELD_NUMBER: _ClassVar[int]
+    BPS10_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS10_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS10_MIN_FIELD_NUMBER: _ClassVar[int]
+    BPS10_MAX_FIELD_NUMBER: _ClassVar[int]
+    BPS25_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS25_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS25_MIN_FIELD_NUMBER: _ClassVar[int]
+    BPS25_MAX_FIELD_NUMBER: _ClassVar[int]
+    BPS50_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS50_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS50_MIN_FIELD_NUMBER: _ClassVar[int]
+    BPS50_MAX_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_NS_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    venue: str
+    instrument: str
+    interval: str
+    start_ns: int
+    top1_mean: float
+    top1_last: float
+    top1_min: float
+    top1_max: float
+    top5_mean: float
+    top5_last: float
+    top5_min: float
+    top5_max: float
+    top10_mean: float
+    top10_last: float
+    top10_min: float
+    top10_max: float
+    top20_mean: float
+    top20_last: float
+    top20_min: float
+    top20_max: float
+    bps10_mean: float
+    bps10_last: float
+    bps10_min: float
+    bps10_max: float
+    bps25_mean: float
+    bps25_last: float
+    bps25_min: float
+    bps25_max: float
+    bps50_mean: float
+    bps50_last: float
+    bps50_min: float
+    bps50_max: float
+    verified_ns: int
+    incomplete: bool
+    updates: int
+    final: bool
+    version: int
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., top1_mean: _Optional[float] = ..., top1_last: _Optional[float] = ..., top1_min: _Optional[float] = ..., top1_max: _Optional[float] = ..., top5_mean: _Optional[float] = ..., top5_last: _Optional[float] = ..., top5_min: _Optional[float] = ..., top5_max: _Optional[float] = ..., top10_mean: _Optional[float] = ..., top10_last: _Optional[float] = ..., top10_min: _Optional[float] = ..., top10_max: _Optional[float] = ..., top20_mean: _Optional[float] = ..., top20_last: _Optional[float] = ..., top20_min: _Optional[float] = ..., top20_max: _Optional[float] = ..., bps10_mean: _Optional[float] = ..., bps10_last: _Optional[float] = ..., bps10_min: _Optional[float] = ..., bps10_max: _Optional[float] = ..., bps25_mean: _Optional[float] = ..., bps25_last: _Optional[float] = ..., bps25_min: _Optional[float] = ..., bps25_max: _Optional[float] = ..., bps50_mean: _Optional[float] = ..., bps50_last: _Optional[float] = ..., bps50_min: _Optional[float] = ..., bps50_max: _Optional[float] = ..., verified_ns: _Optional[int] = ..., incomplete: _Optional[bool] = ..., updates: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetObiRequest(_message.Message):
+    __slots__ = ("venue", "instrument", "interval", "from_ns", "to_ns", "limit")
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    FROM_NS_FIELD_NUMBER: _ClassVar[int]
+    TO_NS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    venue: str
+    instrument: str
+    interval: str
+    from_ns: int
+    to_ns: int
+    limit: int
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., from_ns: _Optional[int] = ..., to_ns: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetObiResponse(_message.Message):
+    __slots__ = ("bars", "truncated")
+    BARS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    bars: _containers.RepeatedCompositeFieldContainer[ObiBar]
+    truncated: bool
+    def __init__(self, bars: _Optional[_Iterable[_Union[ObiBar, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

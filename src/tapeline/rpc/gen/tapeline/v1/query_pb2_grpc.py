@@ -45,6 +45,11 @@ class QueryServiceStub:
                 request_serializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.SerializeToString,
                 response_deserializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.FromString,
                 _registered_method=True)
+        self.GetObi = channel.unary_unary(
+                '/tapeline.v1.QueryService/GetObi',
+                request_serializer=tapeline_dot_v1_dot_query__pb2.GetObiRequest.SerializeToString,
+                response_deserializer=tapeline_dot_v1_dot_query__pb2.GetObiResponse.FromString,
+                _registered_method=True)
         self.ListSeries = channel.unary_unary(
                 '/tapeline.v1.QueryService/ListSeries',
                 request_serializer=tapeline_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
@@ -72,6 +77,13 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetObi(self, request, context):
+        """Order-book imbalance bars in [from_ns, to_ns), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSeries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -90,6 +102,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetFootprints,
                     request_deserializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.FromString,
                     response_serializer=tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.SerializeToString,
+            ),
+            'GetObi': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObi,
+                    request_deserializer=tapeline_dot_v1_dot_query__pb2.GetObiRequest.FromString,
+                    response_serializer=tapeline_dot_v1_dot_query__pb2.GetObiResponse.SerializeToString,
             ),
             'ListSeries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSeries,
@@ -152,6 +169,33 @@ class QueryService:
             '/tapeline.v1.QueryService/GetFootprints',
             tapeline_dot_v1_dot_query__pb2.GetFootprintsRequest.SerializeToString,
             tapeline_dot_v1_dot_query__pb2.GetFootprintsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObi(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tapeline.v1.QueryService/GetObi',
+            tapeline_dot_v1_dot_query__pb2.GetObiRequest.SerializeToString,
+            tapeline_dot_v1_dot_query__pb2.GetObiResponse.FromString,
             options,
             channel_credentials,
             insecure,
