@@ -39,7 +39,7 @@ def _trades(venue: str) -> list[Trade]:
     for _, line in merge_tagged(files):
         try:
             trades += [e for e in drive(session, line).events if isinstance(e, Trade)]
-        except Exception:
+        except BadMessage:  # e.g. an OKX option trade: out of scope, not a trade of ours
             continue
     return trades
 
