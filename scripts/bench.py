@@ -24,6 +24,7 @@ from tapeline.codec import AvroCodec
 from tapeline.config import KafkaSettings, Settings, TopicSettings
 from tapeline.devtools import kafka_local
 from tapeline.devtools.supervisor import ServiceProcess
+from tapeline.events import Trade
 from tapeline.kafka import EventPublisher, ensure_topics, make_producer, produce
 from tapeline.paths import REPO_ROOT
 from tapeline.rpc.client import QueryClient, QueryError
@@ -140,6 +141,95 @@ def bench_connector_rss(instruments: int, rate: float, seconds: float, workdir: 
     return peak
 
 
+def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -> dict[str, float]:
+    """Live feed at `rate` trades/s (trade time = now) into one processor worker: lag of final 1s bars
+    after their window closes, processor RSS over the run, and whether it kept up."""
+    query_port = 19552
+    env = {
+        "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
+        "TAPELINE_CLICKHOUSE__DSN": f"chdb://{workdir / ('chdb-' + uuid.uuid4().hex[:8])}",
+        "TAPELINE_PROCESSOR__APP_ID": f"{settings.topics.prefix}live",
+        "TAPELINE_QUERY__PORT": str(query_port),
+        "TAPELINE_LOG_LEVEL": "WARNING",
+    }
+    ensure_topics(settings, [settings.topics.trades])
+    proc = ServiceProcess("processor", env, workdir)
+    stop = threading.Event()
+    sent = [0]
+
+    def feed() -> None:
+        producer = make_producer(settings)
+        publisher = EventPublisher(producer, settings.topics)
+        symbols = [("BTCUSDT", "BTC-USDT-PERP", 60000.0), ("ETHUSDT", "ETH-USDT-PERP", 3000.0)]
+        started, n = time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - started) * rate)
+            now = time.time_ns()
+            while n < due:
+                symbol, instrument, price = symbols[n % 2]
+                side = "buy" if n % 3 else "sell"
+                publisher.publish([Trade("binance-usdm", symbol, instrument, now, now, price, 0.01, price * 0.01,
+                                         side, str(n))])  # fmt: skip
+                n += 1
+            publisher.flush_due()
+            producer.poll(0)
+            time.sleep(0.002)
+        publisher.flush_all()
+        producer.flush()
+        sent[0] = n
+
+    lags: list[float] = []
+    rss: list[float] = []
+    try:
+        with QueryClient(f"127.0.0.1:{query_port}") as client:
+            client.wait_ready(120)
+            time.sleep(8)  # group join
+            feeder = threading.Thread(target=feed, daemon=True)
+            feeder.start()
+            seen_final: set[int] = set()
+            t_end = time.monotonic() + seconds
+            last_rss = 0.0
+            while time.monotonic() < t_end:
+                if not proc.running:
+                    sys.exit(f"processor died:\n{proc.log_tail()}")
+                since = time.time_ns() - 30 * 10**9
+                try:
+                    bars = client.get_bars("binance-usdm", "BTC-USDT-PERP", "1s", since, 2**62)
+                except QueryError:
+                    bars = []
+                now = time.time_ns()
+                for bar in bars:
+                    if bar.final and bar.start_ns not in seen_final:
+                        seen_final.add(bar.start_ns)
+                        lags.append((now - (bar.start_ns + 10**9)) / 1e9)
+                if time.monotonic() - last_rss >= 1:
+                    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+                    rss.append(int(status.split("VmRSS:")[1].split()[0]) / 1024)
+                    last_rss = time.monotonic()
+                time.sleep(0.1)
+            stop.set()
+            feeder.join(30)
+            time.sleep(5)
+            done = sum(b.trades for i in ("BTC-USDT-PERP", "ETH-USDT-PERP")
+                       for b in client.get_bars("binance-usdm", i, "1m", 0, 2**62))  # fmt: skip
+    finally:
+        stop.set()
+        proc.stop()
+    lags.sort()
+    warm = lags[len(lags) // 10 :] or lags  # the first bars include the feed's start-up
+    quarter = max(1, len(rss) // 4)
+    return {
+        "sent": sent[0],
+        "in_bars": done,
+        "lag_p50_s": warm[len(warm) // 2],
+        "lag_p99_s": warm[min(len(warm) - 1, int(len(warm) * 0.99))],
+        "lag_max_s": warm[-1],
+        "rss_first_quarter_mb": max(rss[:quarter]),
+        "rss_last_quarter_mb": max(rss[-quarter:]),
+    }
+
+
 def venue_benchmarks() -> str:
     """The per-venue scripts' own reports (parse and book maintenance on the real captures)."""
     out = []
@@ -243,6 +333,13 @@ def main(trades: int, rate: float, out: str) -> None:
         e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
         record(f"end to end: simulator at {rate:,.0f}/s -> ClickHouse, {trades:,} trades",
                f"{e2e_rate:,.0f} trades/s ({e2e_s:.1f} s)")  # fmt: skip
+        live = bench_live(fresh(), 20_000.0, 120.0, workdir)
+        record("live feed 20k trades/s for 120 s into one processor: trades in bars / sent",
+               f"{live['in_bars']:,} / {live['sent']:,}")  # fmt: skip
+        record("  lag of final 1s bars after window end (lateness 500 ms included): p50 / p99 / max",
+               f"{live['lag_p50_s']:.2f} s / {live['lag_p99_s']:.2f} s / {live['lag_max_s']:.2f} s")  # fmt: skip
+        record("  processor RSS, first vs last quarter of the run",
+               f"{live['rss_first_quarter_mb']:.0f} MB / {live['rss_last_quarter_mb']:.0f} MB")  # fmt: skip
         rss = bench_connector_rss(50, 2000.0, 30.0, workdir)
         record("connector peak RSS, 50 instruments subscribed, 2,000 msgs/s for 30 s", f"{rss:.0f} MB")
     _write(Path(out), results, venue_benchmarks())

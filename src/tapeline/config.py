@@ -140,9 +140,9 @@ class ConnectorSettings(BaseModel):
 class ProcessorSettings(BaseModel):
     app_id: str = "tapeline-processor"
     intervals: CsvList = Field(default_factory=lambda: ["1s", "1m", "5m", "15m", "1h", "1d"])
-    allowed_lateness_ms: int = 1000
+    allowed_lateness_ms: int = 500
     batch_max: int = 20_000
-    batch_within_s: float = 0.25
+    batch_within_s: float = 0.1
     # Close bars of quiet instruments by wall clock once this much time passed after their end.
     idle_close_ms: int = 3000
     write_trades: bool = True
