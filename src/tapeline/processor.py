@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import faust
 import msgspec
@@ -21,9 +22,10 @@ import msgspec
 from tapeline.codec import AvroCodec
 from tapeline.config import Settings
 from tapeline.errors import SchemaError
-from tapeline.events import Bar, BookGap, BookUpdate, Trade
+from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, Trade
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
+from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
 from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
 from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADES_AGGREGATED
@@ -36,23 +38,32 @@ BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
-class ObiPipeline:
-    """Book events -> order-book imbalance bars (obi_bars), with the same write-before-ack rule."""
+class SideTopicPipeline:
+    """A topic besides trades feeding one aggregator into one table (books -> OBI, liquidations -> bars).
 
-    def __init__(self, settings: Settings, store: BarStore, dead_letters: DeadLetters, codec: AvroCodec) -> None:
-        cfg = settings.processor
-        self.settings = settings
-        self.store = store
+    Same rules as the trade pipeline: each batch is written before Faust acks it, the aggregator skips
+    positions it already applied, and idle closing waits for the first batch after a start.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        aggregator: Any,
+        event_types: dict[str, type[msgspec.Struct]],
+        insert: Callable[[list], None],
+        settings: Settings,
+        dead_letters: DeadLetters,
+        codec: AvroCodec,
+    ) -> None:
+        self.name = name
+        self.aggregator = aggregator
+        self.event_types = event_types
+        self.insert = insert
+        self.idle_ns = settings.processor.idle_close_ms * 1_000_000
         self.dead_letters = dead_letters
         self.codec = codec
-        self.aggregator = ObiAggregator(cfg.obi_intervals, cfg.allowed_lateness_ms * 1_000_000)
         self._lock = asyncio.Lock()
         self._consuming = False
-
-    def restore(self) -> int:
-        rows = self.store.resume_obi()
-        self.aggregator.restore(rows)
-        return len(rows)
 
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
         now_ns = time.time_ns()
@@ -63,24 +74,24 @@ class ObiPipeline:
             for value, offset, context in frames:
                 try:
                     record = self.codec.decode(value)
-                    event = msgspec.convert(record, BOOK_EVENTS[record["type"]])
+                    event = msgspec.convert(record, self.event_types[record["type"]])
                 except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
-                    self.dead_letters.send(value, f"processor: undecodable book event: {exc}", context)
+                    self.dead_letters.send(value, f"processor: undecodable {self.name} event: {exc}", context)
                     continue
-                self.aggregator.add(event, offset, now_ns)  # a late book event still updates the book
+                self.aggregator.add(event, offset, now_ns)  # late book events still update the book
             await self._persist()
 
     async def close_idle(self) -> None:
         if not self._consuming:
             return
         async with self._lock:
-            self.aggregator.close_idle(time.time_ns(), self.settings.processor.idle_close_ms * 1_000_000)
+            self.aggregator.close_idle(time.time_ns(), self.idle_ns)
             await self._persist()
 
     async def _persist(self) -> None:
         rows = self.aggregator.drain()
         if rows:
-            await asyncio.get_running_loop().run_in_executor(None, self.store.insert_obi, rows)
+            await asyncio.get_running_loop().run_in_executor(None, self.insert, rows)
 
 
 class BarPipeline:
@@ -97,7 +108,16 @@ class BarPipeline:
         self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy)
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
-        self.obi = ObiPipeline(settings, store, self.dead_letters, self.codec)
+        self.side_topics = {
+            settings.topics.books: SideTopicPipeline(
+                "book", ObiAggregator(cfg.obi_intervals, lateness_ns), BOOK_EVENTS, store.insert_obi,
+                settings, self.dead_letters, self.codec,
+            ),
+            settings.topics.liquidations: SideTopicPipeline(
+                "liquidation", LiquidationAggregator(cfg.intervals, lateness_ns), {"liquidation": Liquidation},
+                store.insert_liquidation_bars, settings, self.dead_letters, self.codec,
+            ),
+        }  # fmt: skip
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
 
@@ -106,7 +126,10 @@ class BarPipeline:
         self.aggregator.restore(rows)
         levels, summaries = self.store.resume_footprints()
         self.footprints.restore(levels, summaries)
-        return len(rows) + len(summaries)
+        obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations()
+        self.side_topics[self.settings.topics.books].aggregator.restore(obi_rows)
+        self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
+        return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
         """(value, offset, context) -> (trade, position); undecodable frames go to the dead-letter topic.
@@ -202,33 +225,27 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.processor.batch_max),
     )
-    trades_topic = app.topic(settings.topics.trades, value_type=bytes, value_serializer="raw")
+    # One agent per topic, each consuming in batches: Faust's cost is per message, the work per batch.
+    targets = {settings.topics.trades: pipeline, **pipeline.side_topics}
+    for topic_name, target in targets.items():
 
-    @app.agent(trades_topic)
-    async def aggregate(stream: faust.StreamT) -> None:
-        batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
-        async for events in stream.take_events(batch_max, within=within):
-            frames = [
-                (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
-                for e in events
-            ]
-            await pipeline.process(frames)
+        async def consume(stream: faust.StreamT, target: BarPipeline | SideTopicPipeline = target) -> None:
+            batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
+            async for events in stream.take_events(batch_max, within=within):
+                frames = [
+                    (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
+                    for e in events
+                ]
+                await target.process(frames)
 
-    books_topic = app.topic(settings.topics.books, value_type=bytes, value_serializer="raw")
-
-    @app.agent(books_topic)
-    async def imbalance(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.processor.batch_max, within=settings.processor.batch_within_s):
-            frames = [
-                (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
-                for e in events
-            ]
-            await pipeline.obi.process(frames)
+        topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
+        app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(consume)
 
     @app.timer(interval=1.0)
     async def close_idle_bars() -> None:
         await pipeline.close_idle()
-        await pipeline.obi.close_idle()
+        for side in pipeline.side_topics.values():
+            await side.close_idle()
 
     return app
 
@@ -236,11 +253,11 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
 def prepare(settings: Settings) -> BarPipeline:
     ensure_topics(
         settings,
-        [settings.topics.trades, settings.topics.books, settings.topics.bars, settings.topics.signals,
-         settings.topics.dead_letter],
+        [settings.topics.trades, settings.topics.books, settings.topics.liquidations, settings.topics.bars,
+         settings.topics.signals, settings.topics.dead_letter],
     )  # fmt: skip
     store = BarStore.open(settings.clickhouse)
     pipeline = BarPipeline(settings, store)
-    restored = pipeline.restore() + pipeline.obi.restore()
+    restored = pipeline.restore()
     log.info("processor restored %d bar rows from ClickHouse", restored)
     return pipeline

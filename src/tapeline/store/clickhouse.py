@@ -23,6 +23,7 @@ from tapeline.config import ClickHouseSettings
 from tapeline.errors import StoreError
 from tapeline.events import Bar, Trade
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
+from tapeline.flow.liquidations import LiquidationBar
 from tapeline.flow.obi import ObiBar
 from tapeline.paths import schemas_dir
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 BAR_COLUMNS = list(Bar.__struct_fields__)
 FOOTPRINT_BAR_COLUMNS = list(FootprintBar.__struct_fields__)
 OBI_COLUMNS = list(ObiBar.__struct_fields__)
+LIQUIDATION_COLUMNS = list(LiquidationBar.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
@@ -241,6 +243,23 @@ class BarStore:
                   "to_ns": to_ns, "limit": limit}  # fmt: skip
         with self._lock:
             return [ObiBar(*row) for row in self.client.query(sql, parameters=params).result_rows]
+
+    def insert_liquidation_bars(self, rows: Sequence[LiquidationBar]) -> None:
+        if rows:
+            columns = [[getattr(r, name) for r in rows] for name in LIQUIDATION_COLUMNS]
+            with self._lock:
+                self.client.insert(f"{self.database}.liquidation_bars", columns, column_names=LIQUIDATION_COLUMNS,
+                                   column_oriented=True)  # fmt: skip
+
+    def resume_liquidations(self) -> list[LiquidationBar]:
+        """Open liquidation bars and each series' last final one."""
+        table, select = f"{self.database}.liquidation_bars", ", ".join(LIQUIDATION_COLUMNS)
+        sql = (
+            f"SELECT {select} FROM {table} FINAL WHERE NOT final UNION ALL SELECT {select} FROM "
+            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
+        )
+        with self._lock:
+            return [LiquidationBar(*row) for row in self.client.query(sql).result_rows]
 
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""
