@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -53,51 +54,37 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.max_rows = max_rows
 
     def GetBars(self, request: query_pb2.GetBarsRequest, context: grpc.ServicerContext) -> query_pb2.GetBarsResponse:
-        try:
-            limit = validate(request, self.max_rows)
-        except InvalidQuery as exc:
-            _abort(context, "GetBars", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        try:
-            # One row more than asked tells whether the range holds more (truncated).
-            bars = self.store.get_bars(request.venue, request.instrument, request.interval,
-                                       request.from_ns, request.to_ns, limit + 1)  # fmt: skip
-        except Exception as exc:  # clickhouse-connect and chdb raise their own types
-            log.exception("GetBars failed in the store")
-            _abort(context, "GetBars", grpc.StatusCode.UNAVAILABLE, f"bar store failed: {exc}")
-        RPC_REQUESTS.labels("GetBars", grpc.StatusCode.OK.name).inc()
-        return query_pb2.GetBarsResponse(bars=[bar_to_proto(b) for b in bars[:limit]], truncated=len(bars) > limit)
+        bars, truncated = self._range("GetBars", request, context, self.store.get_bars, "bar")
+        return query_pb2.GetBarsResponse(bars=[bar_to_proto(b) for b in bars], truncated=truncated)
 
     def GetFootprints(
         self, request: query_pb2.GetFootprintsRequest, context: grpc.ServicerContext
     ) -> query_pb2.GetFootprintsResponse:
-        try:
-            limit = validate(request, self.max_rows)
-        except InvalidQuery as exc:
-            _abort(context, "GetFootprints", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        try:
-            rows = self.store.get_footprints(request.venue, request.instrument, request.interval,
-                                             request.from_ns, request.to_ns, limit + 1)  # fmt: skip
-        except Exception as exc:  # clickhouse-connect and chdb raise their own types
-            log.exception("GetFootprints failed in the store")
-            _abort(context, "GetFootprints", grpc.StatusCode.UNAVAILABLE, f"footprint store failed: {exc}")
-        RPC_REQUESTS.labels("GetFootprints", grpc.StatusCode.OK.name).inc()
-        return query_pb2.GetFootprintsResponse(
-            footprints=[footprint_to_proto(bar, levels) for bar, levels in rows[:limit]], truncated=len(rows) > limit
-        )
+        rows, truncated = self._range("GetFootprints", request, context, self.store.get_footprints, "footprint")
+        footprints = [footprint_to_proto(bar, levels) for bar, levels in rows]
+        return query_pb2.GetFootprintsResponse(footprints=footprints, truncated=truncated)
 
     def GetObi(self, request: query_pb2.GetObiRequest, context: grpc.ServicerContext) -> query_pb2.GetObiResponse:
+        rows, truncated = self._range("GetObi", request, context, self.store.get_obi, "OBI")
+        return query_pb2.GetObiResponse(bars=[obi_to_proto(b) for b in rows], truncated=truncated)
+
+    def _range(
+        self, method: str, request: Any, context: grpc.ServicerContext, fetch: Callable[..., list], what: str
+    ) -> tuple[list, bool]:
+        """Validate a (venue, instrument, interval, from, to, limit) request and fetch its rows."""
         try:
             limit = validate(request, self.max_rows)
         except InvalidQuery as exc:
-            _abort(context, "GetObi", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            _abort(context, method, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            rows = self.store.get_obi(request.venue, request.instrument, request.interval,
-                                      request.from_ns, request.to_ns, limit + 1)  # fmt: skip
+            # One row more than asked tells whether the range holds more (truncated).
+            rows = fetch(request.venue, request.instrument, request.interval, request.from_ns, request.to_ns,
+                         limit + 1)  # fmt: skip
         except Exception as exc:  # clickhouse-connect and chdb raise their own types
-            log.exception("GetObi failed in the store")
-            _abort(context, "GetObi", grpc.StatusCode.UNAVAILABLE, f"OBI store failed: {exc}")
-        RPC_REQUESTS.labels("GetObi", grpc.StatusCode.OK.name).inc()
-        return query_pb2.GetObiResponse(bars=[obi_to_proto(b) for b in rows[:limit]], truncated=len(rows) > limit)
+            log.exception("%s failed in the store", method)
+            _abort(context, method, grpc.StatusCode.UNAVAILABLE, f"{what} store failed: {exc}")
+        RPC_REQUESTS.labels(method, grpc.StatusCode.OK.name).inc()
+        return rows[:limit], len(rows) > limit
 
     def ListSeries(
         self, request: query_pb2.ListSeriesRequest, context: grpc.ServicerContext

@@ -143,16 +143,21 @@ class BarStore:
 
     def get_bars(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[Bar]:
         """Bars with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
+        rows = self._range("bars", BAR_COLUMNS, venue, instrument, interval, from_ns, to_ns, limit)
+        return [Bar(*row) for row in rows]
+
+    def _range(self, table: str, columns: list[str], venue: str, instrument: str, interval: str, from_ns: int,
+               to_ns: int, limit: int) -> list[tuple]:  # fmt: skip
+        """Latest rows of one series with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
         sql = (
-            f"SELECT {', '.join(BAR_COLUMNS)} FROM {self.database}.bars FINAL "
+            f"SELECT {', '.join(columns)} FROM {self.database}.{table} FINAL "
             "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
             "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
         )
         params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
                   "to_ns": to_ns, "limit": limit}  # fmt: skip
         with self._lock:
-            rows = self.client.query(sql, parameters=params).result_rows
-        return [Bar(*row) for row in rows]
+            return self.client.query(sql, parameters=params).result_rows
 
     def resume_state(self) -> list[Bar]:
         """What the processor needs after a restart: every open bar and each series' last final bar."""
@@ -188,16 +193,8 @@ class BarStore:
     ) -> list[tuple[FootprintBar, list[FootprintLevel]]]:
         """Footprint bars with from_ns <= start_ns < to_ns, oldest first, with their levels."""
         columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {self.database}.footprints FINAL "
-            "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
-            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
-        )
-        params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
-                  "to_ns": to_ns, "limit": limit}  # fmt: skip
-        with self._lock:
-            result = self.client.query(sql, parameters=params).result_rows
-        return [_footprint_from_row(row) for row in result]
+        rows = self._range("footprints", columns, venue, instrument, interval, from_ns, to_ns, limit)
+        return [_footprint_from_row(row) for row in rows]
 
     def resume_footprints(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
         """Open footprint bars with their levels, and each series' last final bar (for its bucket size)."""
@@ -234,15 +231,8 @@ class BarStore:
             return [ObiBar(*row) for row in self.client.query(sql).result_rows]
 
     def get_obi(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[ObiBar]:
-        sql = (
-            f"SELECT {', '.join(OBI_COLUMNS)} FROM {self.database}.obi_bars FINAL "
-            "WHERE venue = {venue:String} AND instrument = {instrument:String} AND interval = {interval:String} "
-            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
-        )
-        params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
-                  "to_ns": to_ns, "limit": limit}  # fmt: skip
-        with self._lock:
-            return [ObiBar(*row) for row in self.client.query(sql, parameters=params).result_rows]
+        rows = self._range("obi_bars", OBI_COLUMNS, venue, instrument, interval, from_ns, to_ns, limit)
+        return [ObiBar(*row) for row in rows]
 
     def insert_liquidation_bars(self, rows: Sequence[LiquidationBar]) -> None:
         if rows:
