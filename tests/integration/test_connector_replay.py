@@ -48,16 +48,20 @@ def _capture_with_bad_lines(tmp_path: Path) -> tuple[Path, list[str], set[str]]:
     return out, sorted(symbols), trade_ids
 
 
-def _drain(settings: Settings, topic: str, group: str) -> list[bytes]:
+def _drain(settings: Settings, topic: str, group: str, expected: int) -> list[bytes]:
+    """Everything in `topic`. Reads until at least `expected` messages arrived (a restarted broker can take
+    a while to coordinate a new consumer group; 60 s at most), then until 3 s pass without another, so
+    that extra messages are caught too."""
     consumer = Consumer(settings.kafka.librdkafka(**{"group.id": group, "auto.offset.reset": "earliest"}))
     consumer.subscribe([topic])
-    values, idle_since = [], time.monotonic()
+    values: list[bytes] = []
+    deadline, last = time.monotonic() + 60, time.monotonic()
     try:
-        while time.monotonic() - idle_since < 3:
+        while time.monotonic() < deadline and (len(values) < expected or time.monotonic() - last < 3):
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
                 values.append(msg.value())
-                idle_since = time.monotonic()
+                last = time.monotonic()
     finally:
         consumer.close()
     return values
@@ -94,7 +98,7 @@ def test_every_message_accounted_for_across_ws_drop_and_broker_restart(settings:
     assert server.connections >= 2, "the websocket drop did not happen"
 
     codec = AvroCodec()
-    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")
+    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}", expected=1)
     trades = [t for frame in frames for t in codec.decode_trades(frame)]
     ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
@@ -102,7 +106,10 @@ def test_every_message_accounted_for_across_ws_drop_and_broker_restart(settings:
         f"missing {len(expected_ids - set(ids))}, unexpected {len(set(ids) - expected_ids)}"
     )
 
-    letters = [codec.decode(v) for v in _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}")]
+    letters = [
+        codec.decode(v)
+        for v in _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}", expected=len(BAD_LINES))
+    ]
     assert sorted(letter["raw"].decode() for letter in letters) == sorted(BAD_LINES)
     reasons = " | ".join(letter["reason"] for letter in letters)
     assert "invalid JSON" in reasons and "positive and finite" in reasons
@@ -166,11 +173,11 @@ def test_other_venues_trades_accounted_for(venue: str, settings: Settings, tmp_p
         finally:
             assert connector.stop() == 0, connector.log_tail()
     codec = AvroCodec()
-    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}")
+    frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}", expected=1)
     trades = [t for frame in frames for t in codec.decode_trades(frame)]
     ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
     assert set(ids) == expected, (len(set(ids)), len(expected), connector.log_tail())
     assert all(t.qty_base > 0 and t.side in ("buy", "sell") for t in trades)
-    letters = _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}")
+    letters = _drain(settings, settings.topics.dead_letter, f"check-{uuid.uuid4().hex}", expected=rejected_lines)
     assert len(letters) == rejected_lines
