@@ -13,6 +13,7 @@ path that finds the precise reason, so the fast path never has to.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -444,12 +445,13 @@ class BinanceSession(VenueSession):
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
-    def stream_urls(self, channels: list[str]) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def stream_urls(self, channels: list[str]) -> list[str]:
+        """Combined-stream URLs for these channels of this session's symbols."""
 
-    def default_instrument(self, symbol: str) -> str:  # pragma: no cover - abstract
+    @abstractmethod
+    def default_instrument(self, symbol: str) -> str:
         """The canonical id of a symbol before instrument metadata is known."""
-        raise NotImplementedError
 
     def _other(self, data: object, recv_ts_ns: int) -> Output:
         raise BadMessage(f"{self.VENUE}: unsupported event {type(data).__name__}")
