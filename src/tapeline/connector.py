@@ -65,7 +65,8 @@ class Connector:
     async def run(self, stop: asyncio.Event) -> None:
         async with RestClient(self.settings.rest_timeout_s) as rest:
             self._rest = rest
-            await self._perform(self.session.startup(), wait=True)  # instruments before the first message
+            self._handle(self.session.startup())
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)  # instruments before any message
             loops = [asyncio.create_task(self._keep_connected(ep, stop)) for ep in self.session.endpoints()]
             loops.append(asyncio.create_task(self._every(self.settings.refresh_s, self.session.startup, stop)))
             if self.session.POLL_INTERVAL_S:
@@ -109,7 +110,7 @@ class Connector:
                 await self._receive(ws, endpoint, started)
             except (*RETRYABLE, _PlannedReconnect) as exc:
                 self._reconnects.inc()
-                self._handle(self.session.on_disconnect(url, time.time_ns()), url)
+                self._handle(self.session.on_disconnect(url, time.time_ns()))
                 if isinstance(exc, _PlannedReconnect):
                     return
                 if time.monotonic() - started < HEALTHY_SESSION_S:
@@ -136,7 +137,7 @@ class Connector:
             except BadMessage as exc:
                 self.on_reject(payload, exc.reason, endpoint.url)
                 continue
-            self._handle(out, endpoint.url)
+            self._handle(out)
             if any(isinstance(e, BookGap) for e in out.events):
                 # Venues without a REST resync (Bybit, OKX) resync a broken book by subscribing again.
                 for frame in self.session.resubscribe_frames(endpoint.url):
@@ -150,7 +151,7 @@ class Connector:
 
     # ---------------------------------------------------------------------- REST
 
-    def _handle(self, out: Output, context: str) -> None:
+    def _handle(self, out: Output) -> None:
         if out.events:
             self.on_events(out.events)
         for request in out.requests:
@@ -160,11 +161,6 @@ class Connector:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _perform(self, out: Output, wait: bool = False) -> None:
-        self._handle(out, "startup")
-        if wait and self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     async def _fetch(self, request: RestRequest) -> None:
         assert self._rest is not None
         try:
@@ -172,7 +168,7 @@ class Connector:
         except (RestError, OSError, TimeoutError) as exc:
             log.error("%s failed after retries: %s", request.url, exc)
             self._in_flight.discard(request.key)
-            self._handle(self.session.on_rest_error(request, str(exc), time.time_ns()), request.url)
+            self._handle(self.session.on_rest_error(request, str(exc), time.time_ns()))
             return
         recv_ts = time.time_ns()
         self._in_flight.discard(request.key)
@@ -184,13 +180,13 @@ class Connector:
         except BadMessage as exc:
             self.on_reject(body, exc.reason, request.url)
             return
-        self._handle(out, request.url)
+        self._handle(out)
 
     async def _every(self, interval_s: float, requests: Callable[[], Output], stop: asyncio.Event) -> None:
         """Instrument metadata refresh, and REST polls for data without a stream (open interest)."""
         while not stop.is_set():
             await asyncio.sleep(interval_s)
-            self._handle(requests(), "periodic")
+            self._handle(requests())
 
 
 def build(settings: Settings, recorder: CaptureWriter | None = None) -> tuple[Connector, EventPublisher]:

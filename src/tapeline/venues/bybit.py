@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+from abc import abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -394,11 +395,13 @@ class BybitSession(VenueSession):
             out.requests.append(RestRequest(key=request.key, url=f"{base}&cursor={quote(cursor, safe='')}"))
         return out
 
+    @abstractmethod
     def _parse_instrument(self, info: InstrumentInfo) -> Instrument | None:
-        raise NotImplementedError
+        """This category's instrument metadata, or None for an instrument out of scope."""
 
+    @abstractmethod
     def _resolve(self, symbol: str) -> str:
-        raise NotImplementedError
+        """Canonical instrument id of a symbol of this category."""
 
     def _instrument(self, symbol: str) -> str:
         canonical = self._canonical.get(symbol)
