@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tapeline.config import INTERVAL_NS
 from tapeline.events import Bar, Trade
+from tapeline.flow.windows import Series, WindowedAggregator
 
 BASE_DECIMALS = 10
 QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enough to drop noise
@@ -87,19 +87,11 @@ class _Acc:
         return self.buy_base - self.sell_base
 
 
-@dataclass(eq=False)  # identity hash: series are kept in a dirty set
-class _Series:
-    """Bars of one (venue, instrument, interval)."""
+@dataclass(eq=False)
+class _Series(Series):
+    """Bars of one (venue, instrument, interval), and the CVD at the end of its last final bar."""
 
-    venue: str
-    instrument: str
-    interval: str
-    width_ns: int
-    open_bars: dict[int, _Acc] = field(default_factory=dict)
-    final_version: dict[int, int] = field(default_factory=dict)  # start -> version that finalized it
-    cvd_closed: float = 0.0  # CVD at the end of the last final bar
-    closed_until_ns: int | None = None  # end of the last final bar
-    version: int = -1  # position of the last trade applied
+    cvd_closed: float = 0.0
 
     def row(self, start: int, acc: _Acc, cvd: float, final: bool, version: int) -> Bar:
         # Sums of decimal quantities pick up binary noise (50.874000000000045). Rounding far below any
@@ -138,55 +130,19 @@ class _Series:
         )
 
 
-class BarAggregator:
-    """Bars for many venue-instruments and intervals.
+class BarAggregator(WindowedAggregator):
+    """Bars for many venue-instruments and intervals (windowing: flow/windows.py).
 
     Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
-    final, and the current state of every open bar that changed.
+    final, and the current state of every open bar of a series that changed (their CVD runs on from
+    the earlier open bars, so all of them are written again).
     """
 
+    SERIES = _Series
+
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
-        self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
-        self.lateness_ns = allowed_lateness_ns
-        self._by_instrument: dict[tuple[str, str], list[_Series]] = {}
-        self._max_ts: dict[tuple[str, str], int] = {}
-        self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last trade, for close_idle
+        super().__init__(intervals, allowed_lateness_ns)
         self._final_rows: list[Bar] = []
-        self._dirty: set[_Series] = set()
-
-    def add(self, trade: Trade, position: int, now_ns: int = 0) -> list[str]:
-        """Apply one trade at its monotone source `position`; returns the intervals it was late for.
-
-        `now_ns` is the processing time, used only by `close_idle`.
-        """
-        inst_key = (trade.venue, trade.instrument)
-        self._last_seen[inst_key] = now_ns
-        series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
-        max_ts = self._max_ts.get(inst_key)
-        watermark = (trade.ts_ns if max_ts is None else max_ts) - self.lateness_ns
-        late: list[str] = []
-        ts = trade.ts_ns
-        for series in series_list:
-            if position <= series.version:
-                continue  # applied before a restart: a replay must not count it twice
-            width = series.width_ns
-            start = ts - ts % width
-            if start + width <= watermark or (series.closed_until_ns is not None
-                                               and start < series.closed_until_ns):  # fmt: skip
-                late.append(series.interval)  # that bar is final already
-                continue
-            acc = series.open_bars.get(start)
-            if acc is None:
-                series.open_bars[start] = _Acc(trade)
-            else:
-                acc.add(trade)
-            series.version = position
-            self._dirty.add(series)
-        if max_ts is None or ts > max_ts:
-            self._max_ts[inst_key] = ts
-            for series in series_list:
-                self._close_series(series, ts - self.lateness_ns, position)
-        return late
 
     def restore(self, rows: Iterable[Bar]) -> None:
         """Rebuild state from persisted rows: each series' last final bar and its open bars.
@@ -194,13 +150,11 @@ class BarAggregator:
         After this, trades at positions the rows already include are skipped, so a consumer may
         resume from any committed offset at or before the last persisted one.
         """
-        widths = dict(self.intervals)
         for bar in sorted(rows, key=lambda b: (b.final is False, b.start_ns)):
-            if bar.interval not in widths:
-                continue
             inst_key = (bar.venue, bar.instrument)
-            series_list = self._series_for(inst_key)
-            series = next(s for s in series_list if s.interval == bar.interval)
+            series = self._series_named(inst_key, bar.interval)
+            if series is None:
+                continue
             series.version = max(series.version, bar.version)
             if bar.final:
                 series.cvd_closed = bar.cvd_base
@@ -209,71 +163,29 @@ class BarAggregator:
                 series.open_bars[bar.start_ns] = _Acc.from_bar(bar)
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
 
-    def close_idle(self, now_ns: int, idle_ns: int) -> None:
-        """Finalize bars of instruments that received no trade for `idle_ns` of processing time.
-
-        Their event clock cannot advance on its own, so it is taken to `now_ns - lateness - idle`.
-        Gating on processing time matters: a consumer catching up on a backlog keeps receiving
-        trades, and must not have bars closed under it by the wall clock.
-        """
-        for inst_key, series_list in self._by_instrument.items():
-            if now_ns - self._last_seen.get(inst_key, now_ns) < idle_ns:
-                continue
-            version = max(s.version for s in series_list)
-            for series in series_list:
-                self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
-
-    def touch(self, now_ns: int) -> None:
-        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
-        for inst_key in self._by_instrument:
-            self._last_seen[inst_key] = now_ns
-
-    def flush(self) -> None:
-        """Finalize every open bar (end of a finite input)."""
-        for series in self._all_series():
-            if series.open_bars:
-                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
-
     def drain(self) -> list[Bar]:
         """Rows to persist since the last drain: newly final bars, then changed open bars."""
         rows = self._final_rows
         self._final_rows = []
         for series in self._dirty:
-            if not series.open_bars:
-                continue
-            cvd = series.cvd_closed
-            for start in sorted(series.open_bars):
-                acc = series.open_bars[start]
-                cvd += acc.delta_base
-                rows.append(series.row(start, acc, cvd, final=False, version=series.version))
+            rows.extend(self._open_rows(series))
         self._dirty.clear()
         return rows
 
     def open_rows(self) -> Iterator[Bar]:
         for series in self._all_series():
-            cvd = series.cvd_closed
-            for start in sorted(series.open_bars):
-                acc = series.open_bars[start]
-                cvd += acc.delta_base
-                yield series.row(start, acc, cvd, final=False, version=series.version)
+            yield from self._open_rows(series)
 
-    def _series_for(self, inst_key: tuple[str, str]) -> list[_Series]:
-        series_list = self._by_instrument.get(inst_key)
-        if series_list is None:
-            series_list = self._by_instrument[inst_key] = [
-                _Series(*inst_key, name, width) for name, width in self.intervals
-            ]
-        return series_list
+    def _open_rows(self, series: _Series) -> Iterator[Bar]:
+        cvd = series.cvd_closed
+        for start in sorted(series.open_bars):
+            acc = series.open_bars[start]
+            cvd += acc.delta_base
+            yield series.row(start, acc, cvd, final=False, version=series.version)
 
-    def _all_series(self) -> Iterator[_Series]:
-        for series_list in self._by_instrument.values():
-            yield from series_list
+    def _open(self, series: Series, trade: Trade) -> _Acc:
+        return _Acc(trade)
 
-    def _close_series(self, series: _Series, watermark: int, version: int) -> None:
-        if not series.open_bars:
-            return
-        for start in sorted(s for s in series.open_bars if s + series.width_ns <= watermark):
-            acc = series.open_bars.pop(start)
-            series.cvd_closed += acc.delta_base
-            series.closed_until_ns = start + series.width_ns
-            self._final_rows.append(series.row(start, acc, series.cvd_closed, final=True, version=version))
+    def _finalize(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
+        series.cvd_closed += acc.delta_base
+        self._final_rows.append(series.row(start, acc, series.cvd_closed, final=True, version=version))

@@ -51,16 +51,15 @@ exactly on those decimals, so "exactly 3x" and "exactly 70%" count as reached on
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 
 import msgspec
 
-from tapeline.config import INTERVAL_NS
 from tapeline.events import Trade
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
+from tapeline.flow.windows import Series, WindowedAggregator
 
 DEFAULT_TARGET_BPS = 5.0
 _NICE = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5))
@@ -215,7 +214,8 @@ class _Open:
         self.quote = 0.0
         self.last_ts = -(2**63)
 
-    def add(self, trade: Trade, index: int) -> None:
+    def add(self, trade: Trade) -> None:
+        index = bucket_index(trade.price, self.bucket)
         level = self.levels.get(index)
         if level is None:
             level = self.levels[index] = _Level()
@@ -230,26 +230,14 @@ class _Open:
             self.last_ts = trade.ts_ns
 
 
-@dataclass(eq=False)  # identity hash: series are kept in a dirty set
-class _Series:
-    """Footprint bars of one (venue, instrument, interval)."""
-
-    venue: str
-    instrument: str
-    interval: str
-    width_ns: int
-    open_bars: dict[int, _Open] = field(default_factory=dict)
-    changed: set[int] = field(default_factory=set)  # starts of open bars that took trades since the last drain
-    closed_until_ns: int | None = None  # end of the last final bar
-    version: int = -1  # position of the last trade applied
-
-
-class FootprintAggregator:
-    """Footprint bars for many venue-instruments and intervals, with BarAggregator's windowing.
+class FootprintAggregator(WindowedAggregator):
+    """Footprint bars for many venue-instruments and intervals (windowing: flow/windows.py).
 
     Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
     final, and the current state of every open bar that took trades since the last drain.
     """
+
+    TRACK_CHANGED = True  # footprint bars do not depend on each other: write only those that changed
 
     def __init__(
         self,
@@ -266,8 +254,7 @@ class FootprintAggregator:
             raise ValueError(f"value_area must be in (0, 1], got {value_area!r}")
         if imbalance_min_volume < 0:
             raise ValueError(f"imbalance_min_volume must be >= 0, got {imbalance_min_volume!r}")
-        self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
-        self.lateness_ns = allowed_lateness_ns
+        super().__init__(intervals, allowed_lateness_ns)
         self.policy = policy or BucketPolicy()
         self.imbalance_ratio = imbalance_ratio
         self.imbalance_min_volume = imbalance_min_volume
@@ -275,48 +262,8 @@ class FootprintAggregator:
         self._ratio = _ratio(imbalance_ratio)
         self._min_units = _ratio(imbalance_min_volume) * 10**BASE_DECIMALS
         self._area = _ratio(value_area)
-        self._by_instrument: dict[tuple[str, str], list[_Series]] = {}
-        self._max_ts: dict[tuple[str, str], int] = {}
-        self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last trade, for close_idle
         self._final_levels: list[FootprintLevel] = []
         self._final_bars: list[FootprintBar] = []
-        self._dirty: set[_Series] = set()
-
-    def add(self, trade: Trade, position: int, now_ns: int = 0) -> list[str]:
-        """Apply one trade at its monotone source `position`; returns the intervals it was late for.
-
-        `now_ns` is the processing time, used only by `close_idle`.
-        """
-        inst_key = (trade.venue, trade.instrument)
-        self._last_seen[inst_key] = now_ns
-        series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
-        max_ts = self._max_ts.get(inst_key)
-        watermark = (trade.ts_ns if max_ts is None else max_ts) - self.lateness_ns
-        bucket = self.policy.size(trade.venue, trade.instrument, trade.price)
-        index = bucket_index(trade.price, bucket)
-        late: list[str] = []
-        ts = trade.ts_ns
-        for series in series_list:
-            if position <= series.version:
-                continue  # applied before a restart: a replay must not count it twice
-            width = series.width_ns
-            start = ts - ts % width
-            if start + width <= watermark or (series.closed_until_ns is not None
-                                               and start < series.closed_until_ns):  # fmt: skip
-                late.append(series.interval)  # that bar is final already
-                continue
-            bar = series.open_bars.get(start)
-            if bar is None:
-                bar = series.open_bars[start] = _Open(bucket)
-            bar.add(trade, index if bar.bucket == bucket else bucket_index(trade.price, bar.bucket))
-            series.changed.add(start)
-            series.version = position
-            self._dirty.add(series)
-        if max_ts is None or ts > max_ts:
-            self._max_ts[inst_key] = ts
-            for series in series_list:
-                self._close_series(series, ts - self.lateness_ns, position)
-        return late
 
     def restore(self, levels: Iterable[FootprintLevel], summaries: Iterable[FootprintBar]) -> None:
         """Rebuild state from persisted rows (latest version per key): final bars and open bars.
@@ -341,9 +288,9 @@ class FootprintAggregator:
             if inst_key not in newest or (bar.start_ns, bar.version) > (newest[inst_key].start_ns,
                                                                         newest[inst_key].version):  # fmt: skip
                 newest[inst_key] = bar
-            if bar.interval not in widths:
+            series = self._series_named(inst_key, bar.interval)
+            if series is None:
                 continue
-            series = next(s for s in self._series_for(inst_key) if s.interval == bar.interval)
             series.version = max(series.version, bar.version)
             if bar.final:
                 end = bar.start_ns + series.width_ns
@@ -358,30 +305,6 @@ class FootprintAggregator:
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
         for (venue, instrument), bar in newest.items():
             self.policy.pin(venue, instrument, bar.bucket_size)
-
-    def close_idle(self, now_ns: int, idle_ns: int) -> None:
-        """Finalize bars of instruments that received no trade for `idle_ns` of processing time.
-
-        Their event clock cannot advance on its own, so it is taken to `now_ns - lateness - idle`
-        (see BarAggregator.close_idle: gated on processing time so a backlog is never closed under).
-        """
-        for inst_key, series_list in self._by_instrument.items():
-            if now_ns - self._last_seen.get(inst_key, now_ns) < idle_ns:
-                continue
-            version = max(s.version for s in series_list)
-            for series in series_list:
-                self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
-
-    def touch(self, now_ns: int) -> None:
-        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
-        for inst_key in self._by_instrument:
-            self._last_seen[inst_key] = now_ns
-
-    def flush(self) -> None:
-        """Finalize every open bar (end of a finite input)."""
-        for series in self._all_series():
-            if series.open_bars:
-                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
 
     def drain(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
         """Rows to persist since the last drain: newly final bars, then open bars that took trades."""
@@ -405,27 +328,15 @@ class FootprintAggregator:
                 self._rows(series, start, series.open_bars[start], False, series.version, levels, bars)
         return levels, bars
 
-    def _series_for(self, inst_key: tuple[str, str]) -> list[_Series]:
-        series_list = self._by_instrument.get(inst_key)
-        if series_list is None:
-            series_list = self._by_instrument[inst_key] = [
-                _Series(*inst_key, name, width) for name, width in self.intervals
-            ]
-        return series_list
+    def _open(self, series: Series, trade: Trade) -> _Open:
+        acc = _Open(self.policy.size(trade.venue, trade.instrument, trade.price))
+        acc.add(trade)
+        return acc
 
-    def _all_series(self) -> Iterator[_Series]:
-        for series_list in self._by_instrument.values():
-            yield from series_list
+    def _finalize(self, series: Series, start: int, acc: _Open, version: int) -> None:
+        self._rows(series, start, acc, True, version, self._final_levels, self._final_bars)
 
-    def _close_series(self, series: _Series, watermark: int, version: int) -> None:
-        if not series.open_bars:
-            return
-        for start in sorted(s for s in series.open_bars if s + series.width_ns <= watermark):
-            acc = series.open_bars.pop(start)
-            series.closed_until_ns = start + series.width_ns
-            self._rows(series, start, acc, True, version, self._final_levels, self._final_bars)
-
-    def _rows(self, series: _Series, start: int, acc: _Open, final: bool, version: int,
+    def _rows(self, series: Series, start: int, acc: _Open, final: bool, version: int,
               levels_out: list[FootprintLevel], bars_out: list[FootprintBar]) -> None:  # fmt: skip
         """Append the level rows and the summary of one bar, all derived from the rounded volumes."""
         bucket = acc.bucket

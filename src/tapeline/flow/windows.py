@@ -1,0 +1,147 @@
+"""Event-time windowing shared by the bar, footprint and liquidation aggregators (pure, no I/O).
+
+* A window is [start, start + width), aligned to epoch multiples of the event's venue time.
+* An instrument's watermark is its newest event time minus the allowed lateness. A window is final once
+  the watermark reaches its end; an event for a final window is *late*: handed back to the caller
+  (counted and dead-lettered), never applied silently.
+* Every series remembers the source position of the last event it applied; an event at a position it
+  already applied is a replay after a restart and is skipped, so replays never count twice.
+* Quiet instruments close on processing time (`close_idle`), so a consumer catching up on a backlog
+  never has windows closed under it by the wall clock.
+
+Subclasses say what an open window accumulates (`_open`) and what a final one becomes (`_finalize`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tapeline.config import INTERVAL_NS
+
+
+@dataclass(eq=False)  # identity hash: series are kept in a dirty set
+class Series:
+    """The windows of one (venue, instrument, interval)."""
+
+    venue: str
+    instrument: str
+    interval: str
+    width_ns: int
+    open_bars: dict[int, Any] = field(default_factory=dict)  # start -> accumulator
+    changed: set[int] = field(default_factory=set)  # starts that took events since the last drain (if tracked)
+    closed_until_ns: int | None = None  # end of the last final window
+    version: int = -1  # position of the last event applied
+
+
+class WindowedAggregator(ABC):
+    SERIES: ClassVar[type[Series]] = Series
+    TRACK_CHANGED: ClassVar[bool] = False  # record which open windows changed (drains that emit only those)
+
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
+        self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
+        self.lateness_ns = allowed_lateness_ns
+        self._by_instrument: dict[tuple[str, str], list[Series]] = {}
+        self._max_ts: dict[tuple[str, str], int] = {}
+        self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last event, for close_idle
+        self._dirty: set[Series] = set()
+
+    # -- what a subclass provides ---------------------------------------------------------------------
+
+    @abstractmethod
+    def _open(self, series: Series, event: Any) -> Any:
+        """A new accumulator for a window, holding its first event."""
+
+    @abstractmethod
+    def _finalize(self, series: Series, start: int, acc: Any, version: int) -> None:
+        """A window became final (popped from the open ones already)."""
+
+    # -- the windowing ---------------------------------------------------------------------------------
+
+    def add(self, event: Any, position: int, now_ns: int = 0) -> list[str]:
+        """Apply one event at its monotone source `position`; returns the intervals it was late for.
+
+        `now_ns` is the processing time, used only by `close_idle`.
+        """
+        inst_key = (event.venue, event.instrument)
+        self._last_seen[inst_key] = now_ns
+        series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
+        max_ts = self._max_ts.get(inst_key)
+        watermark = (event.ts_ns if max_ts is None else max_ts) - self.lateness_ns
+        late: list[str] = []
+        ts = event.ts_ns
+        track_changed = self.TRACK_CHANGED
+        for series in series_list:
+            if position <= series.version:
+                continue  # applied before a restart: a replay must not count it twice
+            width = series.width_ns
+            start = ts - ts % width
+            if start + width <= watermark or (series.closed_until_ns is not None
+                                               and start < series.closed_until_ns):  # fmt: skip
+                late.append(series.interval)  # that window is final already
+                continue
+            acc = series.open_bars.get(start)
+            if acc is None:
+                series.open_bars[start] = self._open(series, event)
+            else:
+                acc.add(event)
+            if track_changed:
+                series.changed.add(start)
+            series.version = position
+            self._dirty.add(series)
+        if max_ts is None or ts > max_ts:
+            self._max_ts[inst_key] = ts
+            for series in series_list:
+                self._close_series(series, ts - self.lateness_ns, position)
+        return late
+
+    def close_idle(self, now_ns: int, idle_ns: int) -> None:
+        """Finalize windows of instruments that received no event for `idle_ns` of processing time.
+
+        Their event clock cannot advance on its own, so it is taken to `now_ns - lateness - idle`.
+        """
+        for inst_key, series_list in self._by_instrument.items():
+            if now_ns - self._last_seen.get(inst_key, now_ns) < idle_ns:
+                continue
+            version = max(s.version for s in series_list)
+            for series in series_list:
+                self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
+
+    def touch(self, now_ns: int) -> None:
+        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
+        for inst_key in self._by_instrument:
+            self._last_seen[inst_key] = now_ns
+
+    def flush(self) -> None:
+        """Finalize every open window (end of a finite input)."""
+        for series in self._all_series():
+            if series.open_bars:
+                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
+
+    def _series_for(self, inst_key: tuple[str, str]) -> list[Series]:
+        series_list = self._by_instrument.get(inst_key)
+        if series_list is None:
+            series_list = self._by_instrument[inst_key] = [
+                self.SERIES(*inst_key, name, width) for name, width in self.intervals
+            ]
+        return series_list
+
+    def _series_named(self, inst_key: tuple[str, str], interval: str) -> Series | None:
+        """The series of a configured interval (None for an interval this aggregator does not keep)."""
+        if all(name != interval for name, _ in self.intervals):
+            return None
+        return next(s for s in self._series_for(inst_key) if s.interval == interval)
+
+    def _all_series(self) -> Iterator[Series]:
+        for series_list in self._by_instrument.values():
+            yield from series_list
+
+    def _close_series(self, series: Series, watermark: int, version: int) -> None:
+        if not series.open_bars:
+            return
+        for start in sorted(s for s in series.open_bars if s + series.width_ns <= watermark):
+            acc = series.open_bars.pop(start)
+            series.closed_until_ns = start + series.width_ns
+            self._finalize(series, start, acc, version)
