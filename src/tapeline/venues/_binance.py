@@ -85,6 +85,24 @@ class DepthUpdate(msgspec.Struct, tag="depthUpdate", tag_field="e", kw_only=True
     a: list[tuple[float, float]]
 
 
+class SymbolFilter(msgspec.Struct, gc=False):
+    """One entry of exchangeInfo symbols[].filters (spot and futures alike)."""
+
+    filterType: str
+    tickSize: str = ""  # PRICE_FILTER
+    stepSize: str = ""  # LOT_SIZE
+
+
+def tick_and_lot(filters: list[SymbolFilter]) -> tuple[float, float]:
+    """(tick size, lot size) from a symbol's exchangeInfo filters; 0.0 where the venue gives none."""
+    by_type = {f.filterType: f for f in filters}
+    tick, lot = by_type.get("PRICE_FILTER"), by_type.get("LOT_SIZE")
+    return (
+        float(tick.tickSize) if tick and tick.tickSize else 0.0,
+        float(lot.stepSize) if lot and lot.stepSize else 0.0,
+    )
+
+
 class DepthSnapshot(msgspec.Struct, kw_only=True, gc=False):
     """GET /fapi/v1/depth (lastUpdateId, E, T, bids, asks) or /api/v3/depth (no E, T)."""
 

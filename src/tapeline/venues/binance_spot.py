@@ -29,9 +29,11 @@ from tapeline.venues._binance import (
     BinanceSession,
     DepthUpdate,
     RawTrade,
+    SymbolFilter,
     batched_stream_urls,
     decode_rest,
     make_trade_parser,
+    tick_and_lot,
 )
 from tapeline.venues.base import Output, RestRequest
 
@@ -49,12 +51,6 @@ def spot_instrument(symbol: str) -> str:
     """BTCUSDT -> BTC-USDT-SPOT (from the quote suffix, until exchangeInfo says otherwise)."""
     base, quote_asset = split_symbol(symbol.upper())
     return f"{base}-{quote_asset}-SPOT"
-
-
-class SymbolFilter(msgspec.Struct, gc=False):
-    filterType: str
-    tickSize: str = ""  # PRICE_FILTER
-    stepSize: str = ""  # LOT_SIZE
 
 
 class SpotSymbol(msgspec.Struct, kw_only=True, gc=False):
@@ -134,8 +130,7 @@ def parse_exchange_info(info: ExchangeInfo) -> list[Instrument]:
     """exchangeInfo symbols -> Instrument metadata (canonical ids from baseAsset/quoteAsset)."""
     out = []
     for s in info.symbols:
-        filters = {f.filterType: f for f in s.filters}
-        tick, lot = filters.get("PRICE_FILTER"), filters.get("LOT_SIZE")
+        tick_size, lot_size = tick_and_lot(s.filters)
         out.append(
             Instrument(
                 venue=VENUE,
@@ -144,8 +139,8 @@ def parse_exchange_info(info: ExchangeInfo) -> list[Instrument]:
                 base=s.baseAsset,
                 quote=s.quoteAsset,
                 kind="spot",
-                tick_size=float(tick.tickSize) if tick and tick.tickSize else 0.0,
-                lot_size=float(lot.stepSize) if lot and lot.stepSize else 0.0,
+                tick_size=tick_size,
+                lot_size=lot_size,
             )
         )
     return out

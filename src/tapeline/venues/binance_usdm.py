@@ -52,11 +52,13 @@ from tapeline.venues._binance import (
     DepthSnapshot,
     DepthUpdate,
     RawTrade,
+    SymbolFilter,
     batched_stream_urls,
     decode_rest,
     make_trade_parser,
     notional,
     number,
+    tick_and_lot,
 )
 from tapeline.venues.base import Output, RestRequest
 
@@ -115,12 +117,6 @@ class OpenInterest(msgspec.Struct, gc=False):
     symbol: str
     openInterest: str
     time: int = 0
-
-
-class SymbolFilter(msgspec.Struct, gc=False):
-    filterType: str
-    tickSize: str = ""  # PRICE_FILTER
-    stepSize: str = ""  # LOT_SIZE
 
 
 class FuturesSymbol(msgspec.Struct, kw_only=True, gc=False):
@@ -294,8 +290,7 @@ def parse_exchange_info(info: ExchangeInfo) -> list[Instrument]:
         future = s.contractType in FUTURE_CONTRACT_TYPES or (not s.contractType and code.isdigit() and dated)
         if future and not (len(code) == 6 and code.isdigit()):
             code = datetime.fromtimestamp(s.deliveryDate / 1000, UTC).strftime("%y%m%d")
-        filters = {f.filterType: f for f in s.filters}
-        tick, lot = filters.get("PRICE_FILTER"), filters.get("LOT_SIZE")
+        tick_size, lot_size = tick_and_lot(s.filters)
         out.append(
             Instrument(
                 venue=VENUE,
@@ -306,8 +301,8 @@ def parse_exchange_info(info: ExchangeInfo) -> list[Instrument]:
                 kind="future" if future else "perp",
                 linear=True,  # USD-M: sized in the base asset, margined in the quote
                 contract_value=1.0,
-                tick_size=float(tick.tickSize) if tick and tick.tickSize else 0.0,
-                lot_size=float(lot.stepSize) if lot and lot.stepSize else 0.0,
+                tick_size=tick_size,
+                lot_size=lot_size,
                 expiry_ns=s.deliveryDate * MS if future and dated else None,
             )
         )
