@@ -305,9 +305,15 @@ def _capture_payloads() -> list[bytes]:
     "--rate", default=8_000.0, show_default=True, help="Simulator rate for the end-to-end run (sustainable here)."
 )
 @click.option("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"), show_default=True)
-def main(trades: int, rate: float, out: str) -> None:
+@click.option("--only", type=click.Choice(["processor"]), help="Run just this benchmark and print it (no docs).")
+def main(trades: int, rate: float, out: str, only: str | None) -> None:
     payloads = _capture_payloads()
     bootstrap = kafka_local.ensure_running()
+    if only == "processor":
+        with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
+            proc_rate, proc_s = bench_processor(_fresh_settings(bootstrap), trades, Path(tmp))
+        click.echo(f"processor alone: {trades:,} trades: {proc_rate:,.0f} trades/s ({proc_s:.1f} s)")
+        return
     results: list[tuple[str, str]] = []
 
     def record(name: str, value: str) -> None:
@@ -320,10 +326,7 @@ def main(trades: int, rate: float, out: str) -> None:
         workdir = Path(tmp)
 
         def fresh() -> Settings:
-            return Settings(
-                kafka=KafkaSettings(bootstrap_servers=bootstrap),
-                topics=TopicSettings(prefix=f"bench-{uuid.uuid4().hex[:8]}."),
-            )
+            return _fresh_settings(bootstrap)
 
         produced = bench_produce(payloads, fresh())
         record("parse + normalize + Avro + produce, acks=all (1 core + broker)", f"{produced:,.0f} msgs/s")
@@ -343,6 +346,13 @@ def main(trades: int, rate: float, out: str) -> None:
         rss = bench_connector_rss(50, 2000.0, 30.0, workdir)
         record("connector peak RSS, 50 instruments subscribed, 2,000 msgs/s for 30 s", f"{rss:.0f} MB")
     _write(Path(out), results, venue_benchmarks())
+
+
+def _fresh_settings(bootstrap: str) -> Settings:
+    """Settings with topics of their own, so one run does not read another's."""
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap), topics=TopicSettings(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    )
 
 
 def _write(path: Path, results: list[tuple[str, str]], venues: str) -> None:
