@@ -6,8 +6,9 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import msgspec
@@ -15,9 +16,9 @@ from rich.progress import Progress
 
 from tapeline.capture import read_capture
 from tapeline.config import INTERVAL_NS, Settings
-from tapeline.events import Trade
+from tapeline.events import Bar, Trade
 from tapeline.flow.bars import BarAggregator
-from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar
 from tapeline.replay import CaptureWriter, Rejected, replay
 from tapeline.rpc.commands import query
 from tapeline.venues import SESSIONS, detect_venue, make_session
@@ -54,6 +55,11 @@ _symbols_option = click.option(
     help="Venue symbols of the captures, comma-separated (needed when a recorded REST "
     "answer does not say its symbol, e.g. a depth snapshot without its URL).",
 )
+_horizon_option = click.option(
+    "--correction-horizon-ms", "horizon_ms", default=None, type=int,
+    help="How long final bars take late-trade corrections (default: the processor's setting).",
+)  # fmt: skip
+_Row = TypeVar("_Row", Bar, FootprintBar)
 _captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 
 
@@ -78,22 +84,21 @@ def normalize(venue: str | None, symbols: str, captures: tuple[Path, ...]) -> No
 @click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
 @_venue_option
 @_captures_argument
-def bars(intervals: tuple[str, ...], lateness_ms: int | None, venue: str | None, captures: tuple[Path, ...]) -> None:
+@_horizon_option
+def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
+         captures: tuple[Path, ...]) -> None:  # fmt: skip
     """Print final bars of capture files as JSON lines, computed by the stream processor's code."""
-    if lateness_ms is None:
-        lateness_ms = Settings().processor.allowed_lateness_ms
-    aggregator = BarAggregator(intervals, lateness_ms * 1_000_000)
+    lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
+    aggregator = BarAggregator(intervals, lateness_ns, horizon_ns)
     late = 0
     trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
     for position, trade in enumerate(trades):
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
-    rows = sorted(aggregator.drain(), key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns))
     out = sys.stdout.buffer
-    for bar in rows:
+    for bar in _latest(aggregator.drain()):
         out.write(_json.encode(bar) + b"\n")
-    if late:
-        click.echo(f"{late} trades arrived after their bar was final (raise --lateness-ms to include them)", err=True)
+    _report_late(late, aggregator.corrections)
 
 
 @main.command()
@@ -108,8 +113,9 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, venue: str | None,
 @click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
 @_venue_option
 @_captures_argument
+@_horizon_option
 def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool, imbalance_ratio: float,
-              imbalance_min_volume: float, lateness_ms: int | None, venue: str | None,
+              imbalance_min_volume: float, lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
               captures: tuple[Path, ...]) -> None:  # fmt: skip
     """Print final footprint bars of capture files as JSON lines (FootprintBar; with --levels, FootprintLevel too)."""
     sizes = {}
@@ -121,27 +127,54 @@ def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool
             raise click.BadParameter(f"{spec!r} is not INSTRUMENT=SIZE", param_hint="--bucket") from None
         if not sizes[instrument] > 0 or not instrument:
             raise click.BadParameter(f"{spec!r}: need an instrument and a positive size", param_hint="--bucket")
-    if lateness_ms is None:
-        lateness_ms = Settings().processor.allowed_lateness_ms
-    aggregator = FootprintAggregator(intervals, lateness_ms * 1_000_000, BucketPolicy(sizes), imbalance_ratio,
-                                     imbalance_min_volume)  # fmt: skip
+    lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
+    aggregator = FootprintAggregator(intervals, lateness_ns, BucketPolicy(sizes), imbalance_ratio,
+                                     imbalance_min_volume, correction_horizon_ns=horizon_ns)  # fmt: skip
     late = 0
     trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
     for position, trade in enumerate(trades):
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
     level_rows, bar_rows = aggregator.drain()
-    by_bar: dict[tuple[str, str, str, int], list] = {}
+    by_bar: dict[tuple[str, str, str, int, int], list] = {}
     for level in level_rows:
-        by_bar.setdefault((level.venue, level.instrument, level.interval, level.start_ns), []).append(level)
+        key = (level.venue, level.instrument, level.interval, level.start_ns, level.version)
+        by_bar.setdefault(key, []).append(level)
     out = sys.stdout.buffer
-    for bar in sorted(bar_rows, key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns)):
+    for bar in _latest(bar_rows):
         out.write(_json.encode(bar) + b"\n")
         if levels:
-            for level in sorted(by_bar[(bar.venue, bar.instrument, bar.interval, bar.start_ns)], key=lambda x: x.price):
+            key = (bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.version)
+            for level in sorted(by_bar[key], key=lambda x: x.price):
                 out.write(_json.encode(level) + b"\n")
+    _report_late(late, aggregator.corrections)
+
+
+def _windowing(lateness_ms: int | None, horizon_ms: int | None) -> tuple[int, int]:
+    """Allowed lateness and correction horizon in ns; unset ones are the processor's settings."""
+    processor = Settings().processor
+    lateness_ms = processor.allowed_lateness_ms if lateness_ms is None else lateness_ms
+    horizon_ms = processor.correction_horizon_ms if horizon_ms is None else horizon_ms
+    return lateness_ms * 1_000_000, horizon_ms * 1_000_000
+
+
+def _latest(rows: Iterable[_Row]) -> list[_Row]:
+    """The newest version of each bar (a corrected bar is emitted again), in series and time order."""
+    latest: dict[tuple[str, str, str, int], _Row] = {}
+    for row in rows:
+        key = (row.venue, row.instrument, row.interval, row.start_ns)
+        if key not in latest or row.version >= latest[key].version:
+            latest[key] = row
+    return sorted(latest.values(), key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns))
+
+
+def _report_late(late: int, corrections: Counter[str]) -> None:
+    if corrections:
+        click.echo(f"{sum(corrections.values())} late trade-bar updates corrected final bars: {dict(corrections)}",
+                   err=True)  # fmt: skip
     if late:
-        click.echo(f"{late} trades arrived after their bar was final (raise --lateness-ms to include them)", err=True)
+        click.echo(f"{late} trades arrived past the correction horizon and are left out "
+                   "(raise --lateness-ms or --correction-horizon-ms to include them)", err=True)  # fmt: skip
 
 
 @main.command("replay")

@@ -141,6 +141,9 @@ class ProcessorSettings(BaseModel):
     app_id: str = "tapeline-processor"
     intervals: CsvList = Field(default_factory=lambda: ["1s", "1m", "5m", "15m", "1h", "1d"])
     allowed_lateness_ms: int = 500
+    # Final bars stay correctable this long behind the watermark: a later trade corrects its bar (emitted
+    # again with a higher version); past it, trades are dead-lettered. Memory: one bar per interval step.
+    correction_horizon_ms: int = 300_000
     batch_max: int = 20_000
     batch_within_s: float = 0.1
     # Close bars of quiet instruments by wall clock once this much time passed after their end.

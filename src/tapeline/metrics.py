@@ -9,7 +9,12 @@ EVENTS_OUT = Counter("tapeline_events_published_total", "Normalized events publi
 DEAD_LETTERS = Counter("tapeline_dead_letters_total", "Messages routed to the dead-letter topic", ["source", "kind"])
 RECONNECTS = Counter("tapeline_ws_reconnects_total", "Websocket reconnects", ["venue"])
 TRADES_AGGREGATED = Counter("tapeline_trades_aggregated_total", "Trades applied to bars")
-LATE_TRADES = Counter("tapeline_late_trades_total", "Trades that arrived after their bar was final", ["interval"])
+LATE_TRADES = Counter(
+    "tapeline_late_trades_total",
+    "Trades that arrived after their bar was final: corrected (bar "
+    "emitted again) or dead_lettered (past the correction horizon)",
+    ["interval", "outcome"],
+)
 BAR_ROWS_WRITTEN = Counter("tapeline_bar_rows_written_total", "Bar rows written to ClickHouse", ["final"])
 BATCH_SECONDS = Histogram("tapeline_processor_batch_seconds", "Processor batch: decode, aggregate, write")
 SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])

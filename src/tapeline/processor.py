@@ -103,9 +103,11 @@ class BarPipeline:
         self.codec = AvroCodec()
         cfg = settings.processor
         lateness_ns = cfg.allowed_lateness_ms * 1_000_000
-        self.aggregator = BarAggregator(cfg.intervals, lateness_ns)
+        self.horizon_ns = horizon_ns = cfg.correction_horizon_ms * 1_000_000
+        self.aggregator = BarAggregator(cfg.intervals, lateness_ns, horizon_ns)
         policy = BucketPolicy(cfg.footprint_buckets, cfg.footprint_target_bps)
-        self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy)
+        self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy,
+                                              correction_horizon_ns=horizon_ns)  # fmt: skip
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
         self.side_topics = {
@@ -114,19 +116,19 @@ class BarPipeline:
                 settings, self.dead_letters, self.codec,
             ),
             settings.topics.liquidations: SideTopicPipeline(
-                "liquidation", LiquidationAggregator(cfg.intervals, lateness_ns), {"liquidation": Liquidation},
-                store.insert_liquidation_bars, settings, self.dead_letters, self.codec,
+                "liquidation", LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns),
+                {"liquidation": Liquidation}, store.insert_liquidation_bars, settings, self.dead_letters, self.codec,
             ),
         }  # fmt: skip
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
 
     def restore(self) -> int:
-        rows = self.store.resume_state()
+        rows = self.store.resume_state(self.horizon_ns)
         self.aggregator.restore(rows)
-        levels, summaries = self.store.resume_footprints()
+        levels, summaries = self.store.resume_footprints(self.horizon_ns)
         self.footprints.restore(levels, summaries)
-        obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations()
+        obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)
         self.side_topics[self.settings.topics.books].aggregator.restore(obi_rows)
         self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
@@ -165,12 +167,15 @@ class BarPipeline:
             for trade, offset in trades:
                 self.footprints.add(trade, offset, now_ns)  # same windows: lateness is reported once, below
                 for interval in self.aggregator.add(trade, offset, now_ns):
-                    LATE_TRADES.labels(interval).inc()
+                    LATE_TRADES.labels(interval, "dead_lettered").inc()
                     self.dead_letters.send(
                         self.codec.encode_event(trade),
-                        f"processor: late trade: its {interval} bar was already final",
+                        f"processor: late trade: its {interval} bar was final and past the correction horizon",
                         f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset >> 16}",
                     )
+            for interval, count in self.aggregator.corrections.items():
+                LATE_TRADES.labels(interval, "corrected").inc(count)
+            self.aggregator.corrections.clear()
             rows = self.aggregator.drain()
             await self._persist([t for t, _ in trades], rows, self.footprints.drain())
         TRADES_AGGREGATED.inc(len(trades))

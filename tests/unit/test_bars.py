@@ -126,18 +126,97 @@ def test_instruments_are_independent() -> None:
     assert sorted((b.instrument, b.delta_base) for b in bars) == [("A-USDT-PERP", 1.0), ("B-USDT-PERP", -2.0)]
 
 
-def test_restarts_at_random_points_give_identical_bars(store_factory: Callable[[], BarStore]) -> None:
-    """Crash anywhere, restore from the store, resume from a lagging commit: same rows as one run."""
+def test_late_trade_within_the_horizon_corrects_its_bar_and_later_cvd() -> None:
+    agg = BarAggregator(["1s"], allowed_lateness_ns=S, correction_horizon_ns=60 * S)
+    agg.add(trade(0.5, 10, 2, "buy"), 0)
+    agg.add(trade(1.5, 11, 1, "sell"), 1)
+    agg.add(trade(3.5, 12, 1, "buy"), 2)  # watermark 2.5 s: bars 0 and 1 are final
+    first = {b.start_ns // S: b for b in agg.drain() if b.final}
+    assert [(s, b.cvd_base, b.version) for s, b in sorted(first.items())] == [(0, 2.0, 2), (1, 1.0, 2)]
+    assert agg.add(trade(0.7, 9, 3, "sell"), 3) == []  # late for bar 0, within the horizon: applied
+    assert agg.corrections == {"1s": 1}
+    rows = agg.drain()
+    corrected = {b.start_ns // S: b for b in rows if b.final}
+    assert corrected[0].sell_base == 3.0 and corrected[0].low == 9 and corrected[0].trades == 2
+    assert corrected[0].close == 9 and corrected[0].delta_base == -1.0
+    assert [(s, b.cvd_base, b.version) for s, b in sorted(corrected.items())] == [(0, -1.0, 3), (1, -2.0, 3)]
+    (open_bar,) = [b for b in rows if not b.final]  # the open bar's CVD moves too
+    assert (open_bar.start_ns // S, open_bar.cvd_base) == (3, -1.0)
+
+
+def test_late_trade_for_a_window_without_trades_creates_a_final_bar_in_the_cvd_chain() -> None:
+    agg = BarAggregator(["1s"], allowed_lateness_ns=0, correction_horizon_ns=60 * S)
+    for position, t in enumerate([trade(0.5, 10, 2, "buy"), trade(2.5, 10, 1, "sell"), trade(4.5, 10, 1, "buy")]):
+        agg.add(t, position)
+    agg.drain()
+    agg.add(trade(1.5, 10, 5, "buy"), 3)  # bar 1 never had a trade
+    corrected = sorted((b.start_ns // S, b.cvd_base) for b in agg.drain() if b.final)
+    assert corrected == [(1, 7.0), (2, 6.0)]
+
+
+def test_late_trade_past_the_horizon_is_handed_back_and_not_applied() -> None:
+    agg = BarAggregator(["1s", "1m"], allowed_lateness_ns=0, correction_horizon_ns=10 * S)
+    agg.add(trade(0.5, 10, 2, "buy"), 0)
+    agg.add(trade(30.5, 10, 1, "buy"), 1)
+    agg.drain()
+    assert agg.add(trade(0.6, 10, 1, "sell"), 2) == ["1s"]  # bar 0 s ended 29.5 s before the watermark
+    assert agg.corrections == {}
+    agg.flush()
+    bars = {(b.interval, b.start_ns // S): b for b in agg.drain()}
+    assert bars[("1m", 0)].trades == 3  # the 1m bar was still open
+    assert ("1s", 0) not in bars  # final before, not emitted again
+
+
+def test_corrections_give_the_bars_of_the_time_ordered_stream() -> None:
+    """Disorder beyond the lateness, within the horizon: the newest version of every bar is the bar of
+    the same trades in time order (all but the running-delta extremes, which follow arrival order)."""
+    rng = random.Random(7)
+    trades = [
+        trade(i * 0.37 + rng.random() * 0.01, 100 + rng.randint(-9, 9), rng.randint(1, 5), rng.choice(["buy", "sell"]))
+        for i in range(400)
+    ]
+    shuffled = sorted(trades, key=lambda t: t.ts_ns + rng.uniform(0, 6 * S))
+    agg = BarAggregator(["1s", "1m"], allowed_lateness_ns=S // 2, correction_horizon_ns=30 * S)
+    rows: list[Bar] = []
+    for position, t in enumerate(shuffled):
+        assert agg.add(t, position) == []
+        rows.extend(agg.drain())
+    agg.flush()
+    rows.extend(agg.drain())
+    assert sum(agg.corrections.values()) > 50
+    latest: dict[tuple[str, int], Bar] = {}
+    for bar in rows:
+        key = (bar.interval, bar.start_ns)
+        if key not in latest or bar.version >= latest[key].version:
+            latest[key] = bar
+    assert all(bar.final for bar in latest.values())
+    want = {(b.interval, b.start_ns): b for b in bars_of(trades, ("1s", "1m"), lateness_s=10**6)}
+    ignore = {"max_delta_base", "min_delta_base", "version"}
+    assert latest.keys() == want.keys()
+    for key, bar in latest.items():
+        got = {f: getattr(bar, f) for f in Bar.__struct_fields__ if f not in ignore}
+        assert got == pytest.approx({f: getattr(want[key], f) for f in Bar.__struct_fields__ if f not in ignore})
+
+
+@pytest.mark.parametrize("disorder_s, horizon_s", [(0, 0), (5, 60)])
+def test_restarts_at_random_points_give_identical_bars(
+    store_factory: Callable[[], BarStore], disorder_s: float, horizon_s: int
+) -> None:
+    """Crash anywhere, restore from the store, resume from a lagging commit: same rows as one run.
+
+    With disorder beyond the lateness, late trades correct final bars; restarts must not change that.
+    """
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
     trades = [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
     rng = random.Random(20261121)
+    trades.sort(key=lambda t: t.ts_ns + rng.uniform(0, disorder_s * S))
 
     def run(store: BarStore, crash_probability: float) -> int:
         crashes, position, committed, agg = 0, 0, 0, None
         while True:
             if agg is None:
-                agg = BarAggregator(["1s", "1m"], S)
-                agg.restore(store.resume_state())
+                agg = BarAggregator(["1s", "1m"], S, horizon_s * S)
+                agg.restore(store.resume_state(horizon_s * S))
                 position = committed  # the consumer resumes from the last commit, not the last write
             if position >= len(trades):
                 break
@@ -162,4 +241,4 @@ def test_restarts_at_random_points_give_identical_bars(store_factory: Callable[[
         got = crashed.get_bars("binance-usdm", "BTC-USDT-PERP", interval, 0, 2**62, 10**6)
         assert len(want) > 5
         assert got == want
-    assert sum(b.trades for b in want) == len(trades)
+        assert sum(b.trades for b in want) == len(trades)  # late ones included, by correction

@@ -18,6 +18,7 @@ from tapeline.avro_writer import compile_writer
 from tapeline.capture import read_capture
 from tapeline.cli import main
 from tapeline.codec import AvroCodec
+from tapeline.config import INTERVAL_NS
 from tapeline.events import Trade, as_record
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import (
@@ -518,17 +519,22 @@ class DictStore:
                 if key not in table or row.version >= table[key].version:
                     table[key] = row
 
-    def resume_state(self, minimal: bool) -> tuple[list[FootprintLevel], list[FootprintBar]]:
-        """Everything, or like BarStore.resume_state: open bars (with their levels) and each series' last final bar."""
+    def resume_state(self, minimal: bool, horizon_ns: int = 0) -> tuple[list[FootprintLevel], list[FootprintBar]]:
+        """Everything, or like BarStore.resume_footprints: open bars (with their levels) and final bars from
+        each series' last one back to the correction horizon."""
         if not minimal:
             return list(self.levels.values()), list(self.bars.values())
-        last_final: dict[tuple, FootprintBar] = {}
+        last_final: dict[tuple, int] = {}
         for b in self.bars.values():
             key = (b.venue, b.instrument, b.interval)
-            if b.final and (key not in last_final or b.start_ns > last_final[key].start_ns):
-                last_final[key] = b
-        bars = [b for b in self.bars.values() if not b.final] + list(last_final.values())
-        return [lv for lv in self.levels.values() if not lv.final], bars
+            if b.final:
+                last_final[key] = max(last_final.get(key, b.start_ns), b.start_ns)
+
+        def kept(row: FootprintLevel | FootprintBar) -> bool:
+            last = last_final.get((row.venue, row.instrument, row.interval))
+            return not row.final or row.start_ns >= last - horizon_ns - INTERVAL_NS[row.interval]
+
+        return [lv for lv in self.levels.values() if kept(lv)], [b for b in self.bars.values() if kept(b)]
 
 
 @pytest.mark.data
@@ -542,8 +548,14 @@ class DictStore:
     ],
     ids=["derived", "explicit"],
 )
-def test_restarts_at_random_points_give_identical_footprints(policy: Callable[[], BucketPolicy]) -> None:
-    """Crash anywhere, restore from the persisted rows, resume from a lagging commit: same rows as one run."""
+@pytest.mark.parametrize("horizon_s", [0, 60], ids=["no-corrections", "corrections"])
+def test_restarts_at_random_points_give_identical_footprints(
+    policy: Callable[[], BucketPolicy], horizon_s: int
+) -> None:
+    """Crash anywhere, restore from the persisted rows, resume from a lagging commit: same rows as one run.
+
+    Late trades are left out without a correction horizon and correct their final bars within one.
+    """
     rng = random.Random(20261122)
     # received with up to 2 s of disorder: which trades are late depends on the restored watermark
     trades = sorted(real_trades(), key=lambda t: t.ts_ns + rng.randrange(2 * S))
@@ -552,8 +564,8 @@ def test_restarts_at_random_points_give_identical_footprints(policy: Callable[[]
         crashes, position, committed, agg, late = 0, 0, 0, None, 0
         while True:
             if agg is None:
-                agg = FootprintAggregator(["1s", "1m"], S, policy())
-                agg.restore(*store.resume_state(minimal=rng.random() < 0.5))
+                agg = FootprintAggregator(["1s", "1m"], S, policy(), correction_horizon_ns=horizon_s * S)
+                agg.restore(*store.resume_state(minimal=rng.random() < 0.5, horizon_ns=horizon_s * S))
                 position = committed  # the consumer resumes from the last commit, not the last write
             if position >= len(trades):
                 break
@@ -577,7 +589,11 @@ def test_restarts_at_random_points_give_identical_footprints(policy: Callable[[]
     assert all(row.final for row in [*clean.bars.values(), *clean.levels.values()])
     assert crashed.bars == clean.bars
     assert crashed.levels == clean.levels
-    assert late > 0
+    if horizon_s:
+        assert late == 0
+        assert sum(b.buy_trades + b.sell_trades for b in clean.levels.values() if b.interval == "1m") == len(trades)
+    else:
+        assert late > 0
     assert sum(lv.buy_trades + lv.sell_trades for lv in clean.levels.values() if lv.interval == "1m") + late == len(
         trades
     )

@@ -39,6 +39,24 @@ def test_windows_and_late_events() -> None:
     assert [(b.start_ns // S, b.long_base, b.short_base) for b in bars] == [(0, 1.0, 0.0), (60, 0.0, 1.0)]
 
 
+def test_late_event_within_the_horizon_corrects_the_final_bar_also_after_a_restart() -> None:
+    def feed(agg: LiquidationAggregator, events: list[Liquidation], first: int) -> list[LiquidationBar]:
+        for position, event in enumerate(events, first):
+            assert agg.add(event, position) == []
+        return agg.drain()
+
+    agg = LiquidationAggregator(["1m"], S, correction_horizon_ns=600 * S)
+    persisted = {row.start_ns: row for row in feed(agg, [liq(10, "long", 1.0), liq(65, "short", 1.0)], 0)}
+    assert persisted[0].final and persisted[0].long_base == 1.0
+    restarted = LiquidationAggregator(["1m"], S, correction_horizon_ns=600 * S)
+    restarted.restore(persisted.values())
+    for row in feed(restarted, [liq(59, "long", 5.0)], 2):  # late for the final first minute
+        persisted[row.start_ns] = row
+    bar = persisted[0]
+    assert (bar.final, bar.long_base, bar.long_count, bar.version) == (True, 6.0, 2, 2)
+    assert restarted.corrections == {"1m": 1}
+
+
 def test_restart_replays_without_double_counting() -> None:
     events = [liq(t, "long" if t % 2 else "short", 1.0) for t in range(0, 200, 7)]
     want = run(events)

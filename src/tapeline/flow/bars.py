@@ -8,6 +8,8 @@ tests. Definitions are those of docs/DOMAIN.md:
   A bar is final once the watermark reaches its end; a trade for a bar that is already final
   is *late* and is handed back to the caller (counted and dead-lettered, never dropped silently).
 * delta = buy - sell; CVD is the running sum of delta from the first bar seen (the anchor).
+* A late trade within the correction horizon corrects its final bar, and the CVD of every later bar
+  moves by its delta: all of them are emitted again at the late trade's position (a higher version).
 * Every emitted row carries a `version`: the source position (e.g. Kafka offset) of the trade
   after which the row was computed. Replaying the same input gives the same final rows and versions,
   so an idempotent sink (ReplacingMergeTree on version) ends with identical numbers.
@@ -29,8 +31,8 @@ QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enou
 class _Acc:
     """Running state of one open bar."""
 
-    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "high", "low", "max_delta", "min_delta",
-                 "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
+    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "cvd_end", "high", "low", "max_delta",
+                 "min_delta", "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
 
     def __init__(self, trade: Trade) -> None:
         self.open = self.high = self.low = self.close = trade.price
@@ -50,6 +52,7 @@ class _Acc:
         acc.buy_quote, acc.sell_quote = bar.buy_quote, bar.sell_quote
         acc.buy_trades, acc.sell_trades = bar.buy_trades, bar.sell_trades
         acc.max_delta, acc.min_delta = bar.max_delta_base, bar.min_delta_base
+        acc.cvd_end = bar.cvd_base
         return acc
 
     def add(self, trade: Trade) -> None:
@@ -140,12 +143,13 @@ class BarAggregator(WindowedAggregator):
 
     SERIES = _Series
 
-    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
-        super().__init__(intervals, allowed_lateness_ns)
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
+        super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self._final_rows: list[Bar] = []
 
     def restore(self, rows: Iterable[Bar]) -> None:
-        """Rebuild state from persisted rows: each series' last final bar and its open bars.
+        """Rebuild state from persisted rows (latest version per key): each series' open bars and its
+        final bars, at least the last one and those within the correction horizon.
 
         After this, trades at positions the rows already include are skipped, so a consumer may
         resume from any committed offset at or before the last persisted one.
@@ -159,9 +163,13 @@ class BarAggregator(WindowedAggregator):
             if bar.final:
                 series.cvd_closed = bar.cvd_base
                 series.closed_until_ns = bar.start_ns + series.width_ns
+                if self.horizon_ns:
+                    series.closed[bar.start_ns] = _Acc.from_bar(bar)
             else:
                 series.open_bars[bar.start_ns] = _Acc.from_bar(bar)
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
+        for inst_key in self._by_instrument:
+            self._retain_restored(inst_key)
 
     def drain(self) -> list[Bar]:
         """Rows to persist since the last drain: newly final bars, then changed open bars."""
@@ -188,4 +196,26 @@ class BarAggregator(WindowedAggregator):
 
     def _finalize(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
         series.cvd_closed += acc.delta_base
+        acc.cvd_end = series.cvd_closed
         self._final_rows.append(series.row(start, acc, series.cvd_closed, final=True, version=version))
+
+    def _correct(self, series: _Series, start: int, acc: _Acc, trade: Trade, created: bool, version: int) -> None:
+        delta = trade.qty_base if trade.side == "buy" else -trade.qty_base
+        closed = series.closed
+        later = [s for s in closed if s > start]
+        if created:  # its CVD continues the final bar before it (or precedes the one after it)
+            before = [s for s in closed if s < start]
+            if before:
+                base = closed[before[-1]].cvd_end
+            elif later:
+                base = closed[later[0]].cvd_end - closed[later[0]].delta_base
+            else:
+                base = series.cvd_closed
+            acc.cvd_end = base + delta
+        else:
+            acc.cvd_end += delta
+        for s in later:
+            closed[s].cvd_end += delta
+        series.cvd_closed += delta  # open bars are emitted again by the drain (the series is dirty)
+        for s in [start, *later]:
+            self._final_rows.append(series.row(s, closed[s], closed[s].cvd_end, final=True, version=version))

@@ -247,6 +247,7 @@ class FootprintAggregator(WindowedAggregator):
         imbalance_ratio: float = 3.0,
         imbalance_min_volume: float = 0.0,
         value_area: float = 0.7,
+        correction_horizon_ns: int = 0,
     ) -> None:
         if not imbalance_ratio > 0:
             raise ValueError(f"imbalance_ratio must be positive, got {imbalance_ratio!r}")
@@ -254,7 +255,7 @@ class FootprintAggregator(WindowedAggregator):
             raise ValueError(f"value_area must be in (0, 1], got {value_area!r}")
         if imbalance_min_volume < 0:
             raise ValueError(f"imbalance_min_volume must be >= 0, got {imbalance_min_volume!r}")
-        super().__init__(intervals, allowed_lateness_ns)
+        super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self.policy = policy or BucketPolicy()
         self.imbalance_ratio = imbalance_ratio
         self.imbalance_min_volume = imbalance_min_volume
@@ -277,11 +278,11 @@ class FootprintAggregator(WindowedAggregator):
         two tables) is ignored rather than restored as an empty bar.
         """
         widths = dict(self.intervals)
-        open_levels: dict[tuple[str, str, str, int], list[FootprintLevel]] = {}
+        bar_levels_of: dict[tuple[str, str, str, int], list[FootprintLevel]] = {}
         for level in levels:
-            if not level.final and level.interval in widths:
+            if level.interval in widths and (self.horizon_ns or not level.final):
                 key = (level.venue, level.instrument, level.interval, level.start_ns)
-                open_levels.setdefault(key, []).append(level)
+                bar_levels_of.setdefault(key, []).append(level)
         newest: dict[tuple[str, str], FootprintBar] = {}
         for bar in sorted(summaries, key=lambda b: (b.final is False, b.start_ns)):
             inst_key = (bar.venue, bar.instrument)
@@ -295,16 +296,20 @@ class FootprintAggregator(WindowedAggregator):
             if bar.final:
                 end = bar.start_ns + series.width_ns
                 series.closed_until_ns = end if series.closed_until_ns is None else max(series.closed_until_ns, end)
-            elif bar_levels := open_levels.get((bar.venue, bar.instrument, bar.interval, bar.start_ns)):
-                acc = series.open_bars[bar.start_ns] = _Open(bar.bucket_size)
+            bar_levels = bar_levels_of.get((bar.venue, bar.instrument, bar.interval, bar.start_ns))
+            if bar_levels:  # final bars are kept for corrections, within the horizon (see flow/windows.py)
+                acc = _Open(bar.bucket_size)
                 acc.quote, acc.last_ts = bar.volume_quote, bar.last_ts_ns
                 for level in bar_levels:
                     acc.levels[round(level.price / level.bucket_size)] = _Level(
                         level.buy_base, level.sell_base, level.buy_trades, level.sell_trades
                     )
+                (series.closed if bar.final else series.open_bars)[bar.start_ns] = acc
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
         for (venue, instrument), bar in newest.items():
             self.policy.pin(venue, instrument, bar.bucket_size)
+        for inst_key in self._by_instrument:
+            self._retain_restored(inst_key)
 
     def drain(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
         """Rows to persist since the last drain: newly final bars, then open bars that took trades."""

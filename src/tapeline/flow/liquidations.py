@@ -59,8 +59,8 @@ class LiquidationAggregator(WindowedAggregator):
 
     TRACK_CHANGED = True
 
-    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
-        super().__init__(intervals, allowed_lateness_ns)
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
+        super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self._final_rows: list[LiquidationBar] = []
 
     def drain(self) -> list[LiquidationBar]:
@@ -77,7 +77,7 @@ class LiquidationAggregator(WindowedAggregator):
         return rows
 
     def restore(self, rows: Iterable[LiquidationBar]) -> None:
-        """Open bars and each series' last final bar (newest version of each), as persisted."""
+        """Open bars and final ones (the last, and those within the correction horizon), newest version of each."""
         for bar in sorted(rows, key=lambda b: b.start_ns):
             key = (bar.venue, bar.instrument)
             series = self._series_named(key, bar.interval)
@@ -87,8 +87,8 @@ class LiquidationAggregator(WindowedAggregator):
             if bar.final:
                 end = bar.start_ns + series.width_ns
                 series.closed_until_ns = max(series.closed_until_ns or end, end)
-            else:
-                acc = series.open_bars[bar.start_ns] = _Window()
+            if not bar.final or self.horizon_ns:
+                acc = (series.closed if bar.final else series.open_bars)[bar.start_ns] = _Window()
                 acc.long_base, acc.short_base, acc.long_usd, acc.short_usd = (
                     bar.long_base,
                     bar.short_base,
@@ -96,8 +96,11 @@ class LiquidationAggregator(WindowedAggregator):
                     bar.short_usd,
                 )
                 acc.long_count, acc.short_count = bar.long_count, bar.short_count
-            # bars keep no event times: the watermark resumes from the newest bar's start (a little lenient)
+            # bars keep no event times: the watermark resumes from the newest bar's start (a little lenient,
+            # so a restarted worker may still correct a bar the old one would have called too old)
             self._max_ts[key] = max(self._max_ts.get(key, bar.start_ns), bar.start_ns)
+        for inst_key in self._by_instrument:
+            self._retain_restored(inst_key)
 
     def _open(self, series: Series, event: Liquidation) -> _Window:
         acc = _Window()

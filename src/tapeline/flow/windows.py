@@ -2,8 +2,11 @@
 
 * A window is [start, start + width), aligned to epoch multiples of the event's venue time.
 * An instrument's watermark is its newest event time minus the allowed lateness. A window is final once
-  the watermark reaches its end; an event for a final window is *late*: handed back to the caller
-  (counted and dead-lettered), never applied silently.
+  the watermark reaches its end; an event for a final window is *late*.
+* Final windows are kept for a correction horizon (event time, behind the watermark). A late event for
+  one of them is applied to it and the window is emitted again, final, with the late event's position
+  as its higher version (`_correct`); the sink keeps the highest version. An event later than the
+  horizon is handed back to the caller (counted and dead-lettered), never applied silently.
 * Every series remembers the source position of the last event it applied; an event at a position it
   already applied is a replay after a restart and is skipped, so replays never count twice.
 * Quiet instruments close on processing time (`close_idle`), so a consumer catching up on a backlog
@@ -15,6 +18,7 @@ Subclasses say what an open window accumulates (`_open`) and what a final one be
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,6 +36,7 @@ class Series:
     width_ns: int
     open_bars: dict[int, Any] = field(default_factory=dict)  # start -> accumulator
     changed: set[int] = field(default_factory=set)  # starts that took events since the last drain (if tracked)
+    closed: dict[int, Any] = field(default_factory=dict)  # final windows within the correction horizon
     closed_until_ns: int | None = None  # end of the last final window
     version: int = -1  # position of the last event applied
 
@@ -40,9 +45,11 @@ class WindowedAggregator(ABC):
     SERIES: ClassVar[type[Series]] = Series
     TRACK_CHANGED: ClassVar[bool] = False  # record which open windows changed (drains that emit only those)
 
-    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0) -> None:
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
         self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
         self.lateness_ns = allowed_lateness_ns
+        self.horizon_ns = correction_horizon_ns
+        self.corrections: Counter[str] = Counter()  # late events applied to final windows, per interval
         self._by_instrument: dict[tuple[str, str], list[Series]] = {}
         self._max_ts: dict[tuple[str, str], int] = {}
         self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last event, for close_idle
@@ -58,10 +65,19 @@ class WindowedAggregator(ABC):
     def _finalize(self, series: Series, start: int, acc: Any, version: int) -> None:
         """A window became final (popped from the open ones already)."""
 
+    def _correct(self, series: Series, start: int, acc: Any, event: Any, created: bool, version: int) -> None:
+        """A late `event` was applied to the final window `acc` (`created`: the window had no event before).
+
+        Default: emit the window again, final, at the new version.
+        """
+        self._finalize(series, start, acc, version)
+
     # -- the windowing ---------------------------------------------------------------------------------
 
     def add(self, event: Any, position: int, now_ns: int = 0) -> list[str]:
-        """Apply one event at its monotone source `position`; returns the intervals it was late for.
+        """Apply one event at its monotone source `position`; returns the intervals it was too late for,
+        past the correction horizon (late events within it correct their final window and are counted in
+        `corrections`).
 
         `now_ns` is the processing time, used only by `close_idle`.
         """
@@ -80,7 +96,20 @@ class WindowedAggregator(ABC):
             start = ts - ts % width
             if start + width <= watermark or (series.closed_until_ns is not None
                                                and start < series.closed_until_ns):  # fmt: skip
-                late.append(series.interval)  # that window is final already
+                if not self.horizon_ns or start + width <= watermark - self.horizon_ns:
+                    late.append(series.interval)  # final, and too old to correct
+                    continue
+                acc = series.closed.get(start)
+                created = acc is None
+                if created:  # a window that had no events becomes a final one
+                    acc = self._open(series, event)
+                    series.closed = dict(sorted({**series.closed, start: acc}.items()))
+                else:
+                    acc.add(event)
+                series.version = position
+                self.corrections[series.interval] += 1
+                self._correct(series, start, acc, event, created, position)
+                self._dirty.add(series)
                 continue
             acc = series.open_bars.get(start)
             if acc is None:
@@ -95,6 +124,8 @@ class WindowedAggregator(ABC):
             self._max_ts[inst_key] = ts
             for series in series_list:
                 self._close_series(series, ts - self.lateness_ns, position)
+                if series.closed:
+                    self._forget(series, ts - self.lateness_ns - self.horizon_ns)
         return late
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
@@ -145,3 +176,25 @@ class WindowedAggregator(ABC):
             acc = series.open_bars.pop(start)
             series.closed_until_ns = start + series.width_ns
             self._finalize(series, start, acc, version)
+            if self.horizon_ns:
+                series.closed[start] = acc
+
+    def _forget(self, series: Series, cutoff: int) -> None:
+        """Drop final windows that end at or before `cutoff`: past the horizon, they take no corrections.
+
+        `closed` is in start order, so this looks at its oldest entries only.
+        """
+        closed, width = series.closed, series.width_ns
+        while closed:
+            oldest = next(iter(closed))
+            if oldest + width > cutoff:
+                return
+            del closed[oldest]
+
+    def _retain_restored(self, inst_key: tuple[str, str]) -> None:
+        """After a restore: keep `closed` in start order and within the horizon of the restored clock."""
+        max_ts = self._max_ts.get(inst_key)
+        for series in self._by_instrument.get(inst_key, ()):
+            series.closed = dict(sorted(series.closed.items()))
+            if max_ts is not None:
+                self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)

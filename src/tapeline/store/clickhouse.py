@@ -19,7 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tapeline.config import ClickHouseSettings
+from tapeline.config import INTERVAL_NS, ClickHouseSettings
 from tapeline.errors import StoreError
 from tapeline.events import Bar, Trade
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
@@ -159,17 +159,28 @@ class BarStore:
         with self._lock:
             return self.client.query(sql, parameters=params).result_rows
 
-    def resume_state(self) -> list[Bar]:
-        """What the processor needs after a restart: every open bar and each series' last final bar."""
-        table = f"{self.database}.bars"
-        sql = (
-            f"SELECT {', '.join(BAR_COLUMNS)} FROM {table} FINAL WHERE NOT final "
-            f"UNION ALL SELECT {', '.join(BAR_COLUMNS)} FROM "
-            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
-        )
+    def resume_state(self, horizon_ns: int = 0) -> list[Bar]:
+        """What the processor needs after a restart: every open bar and each series' final bars from the
+        last one back to the correction horizon (see `_resume_sql`)."""
         with self._lock:
-            rows = self.client.query(sql).result_rows
+            rows = self.client.query(self._resume_sql("bars", BAR_COLUMNS, horizon_ns)).result_rows
         return [Bar(*row) for row in rows]
+
+    def _resume_sql(self, table: str, columns: list[str], horizon_ns: int) -> str:
+        """Open rows, and final rows starting at most `horizon_ns` + one interval before their series' last.
+
+        That is every final window the aggregator may still correct (it prunes the rest itself): those
+        ending after watermark - horizon, where the watermark is at or past the last final window's end.
+        """
+        select = ", ".join(columns)
+        names = list(INTERVAL_NS)
+        widths = [INTERVAL_NS[name] for name in names]
+        return (
+            f"SELECT {select} FROM {self.database}.{table} FINAL WHERE NOT final UNION ALL "
+            f"SELECT {select} FROM (SELECT *, max(start_ns) OVER (PARTITION BY venue, instrument, interval) AS last "
+            f"FROM {self.database}.{table} FINAL WHERE final) "
+            f"WHERE start_ns >= last - {int(horizon_ns)} - transform(interval, {names}, {widths}, 0)"
+        )
 
     def insert_footprints(self, summaries: Sequence[FootprintBar], levels: Sequence[FootprintLevel]) -> None:
         """One row per footprint bar, its levels as arrays: summary and levels land in one atomic insert."""
@@ -196,17 +207,12 @@ class BarStore:
         rows = self._range("footprints", columns, venue, instrument, interval, from_ns, to_ns, limit)
         return [_footprint_from_row(row) for row in rows]
 
-    def resume_footprints(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
-        """Open footprint bars with their levels, and each series' last final bar (for its bucket size)."""
-        table = f"{self.database}.footprints"
+    def resume_footprints(self, horizon_ns: int = 0) -> tuple[list[FootprintLevel], list[FootprintBar]]:
+        """Open footprint bars with their levels, and final ones back to the correction horizon (at least
+        each series' last, for its bucket size)."""
         columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
-        select = ", ".join(columns)
-        sql = (
-            f"SELECT {select} FROM {table} FINAL WHERE NOT final UNION ALL SELECT {select} FROM "
-            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
-        )
         with self._lock:
-            result = self.client.query(sql).result_rows
+            result = self.client.query(self._resume_sql("footprints", columns, horizon_ns)).result_rows
         levels, summaries = [], []
         for row in result:
             bar, bar_levels = _footprint_from_row(row)
@@ -241,13 +247,9 @@ class BarStore:
                 self.client.insert(f"{self.database}.liquidation_bars", columns, column_names=LIQUIDATION_COLUMNS,
                                    column_oriented=True)  # fmt: skip
 
-    def resume_liquidations(self) -> list[LiquidationBar]:
-        """Open liquidation bars and each series' last final one."""
-        table, select = f"{self.database}.liquidation_bars", ", ".join(LIQUIDATION_COLUMNS)
-        sql = (
-            f"SELECT {select} FROM {table} FINAL WHERE NOT final UNION ALL SELECT {select} FROM "
-            f"(SELECT * FROM {table} FINAL WHERE final ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval)"
-        )
+    def resume_liquidations(self, horizon_ns: int = 0) -> list[LiquidationBar]:
+        """Open liquidation bars and final ones back to the correction horizon (at least each series' last)."""
+        sql = self._resume_sql("liquidation_bars", LIQUIDATION_COLUMNS, horizon_ns)
         with self._lock:
             return [LiquidationBar(*row) for row in self.client.query(sql).result_rows]
 
