@@ -20,7 +20,7 @@ import msgspec
 
 from tapeline.avro_writer import compile_writer
 from tapeline.errors import SchemaError
-from tapeline.events import Trade, as_record
+from tapeline.events import Trade, TradeGap, as_record
 from tapeline.paths import schemas_dir
 
 MAGIC = 0
@@ -122,13 +122,16 @@ class AvroCodec:
     def decode_many(self, frames: Iterable[bytes]) -> list[dict]:
         return [self.decode(f) for f in frames]
 
-    def decode_trades(self, frame: bytes) -> list[Trade]:
-        """The trades of a trades-topic message: a single Trade or a TradeBatch."""
+    def decode_trades(self, frame: bytes) -> list[Trade] | list[TradeGap]:
+        """The events of a trades-topic message: a single Trade, a TradeBatch, or a TradeGap."""
         record = self.decode(frame)
         kind = record.get("type")
         if kind == "trade":
             del record["type"]
             return [Trade(**record)]
+        if kind == "trade_gap":
+            del record["type"]
+            return [TradeGap(**record)]
         if kind == "trade_batch":
             venue, instrument = record["venue"], record["instrument"]
             return [Trade(venue=venue, instrument=instrument, **item) for item in record["trades"]]

@@ -101,6 +101,7 @@ class TopicSettings(BaseModel):
         """The topic of a normalized event, by its `type` tag."""
         return {
             "trade": self.trades,
+            "trade_gap": self.trades,  # in order with the instrument's trades
             "book": self.books,
             "book_gap": self.books,
             "liquidation": self.liquidations,

@@ -6,6 +6,8 @@ lifetime limit), and hand every message to the session. Events go to Kafka throu
 REST requests the session makes (instrument metadata, book snapshots, polls) are performed with
 rate-limit back-off and their answers fed back. Bad messages go to the dead-letter topic and the
 loop keeps going. Reconnects use jittered exponential backoff that resets after a healthy session.
+After a reconnect, every instrument whose trades came over that connection gets a TradeGap from the
+last message received to the resubscription: its bars over that span are flagged incomplete.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 
 from tapeline.config import ConnectorSettings, Settings
 from tapeline.errors import BadMessage
-from tapeline.events import BookGap
+from tapeline.events import BookGap, Trade, TradeGap
 from tapeline.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
 from tapeline.metrics import MESSAGES_IN, RECONNECTS
 from tapeline.replay import CaptureWriter
@@ -60,6 +62,9 @@ class Connector:
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._messages_in = MESSAGES_IN.labels(session.VENUE)
+        self._last_recv: dict[str, int] = {}  # url -> receive time of its last message
+        self._dropped: dict[str, int] = {}  # url -> receive time of the last message before it dropped
+        self._trade_keys: dict[str, set[tuple[str, str]]] = {}  # url -> (symbol, instrument) it carried trades of
         self._reconnects = RECONNECTS.labels(session.VENUE)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -105,11 +110,13 @@ class Connector:
             started = time.monotonic()
             for frame in endpoint.subscribe:
                 await ws.send(frame)
+            self._report_trade_gaps(url)
             keepalive = asyncio.create_task(self._keepalive(ws, endpoint)) if endpoint.keepalive_s else None
             try:
                 await self._receive(ws, endpoint, started)
             except (*RETRYABLE, _PlannedReconnect) as exc:
                 self._reconnects.inc()
+                self._dropped.setdefault(url, self._last_recv.get(url, time.time_ns()))
                 self._handle(self.session.on_disconnect(url, time.time_ns()))
                 if isinstance(exc, _PlannedReconnect):
                     return
@@ -128,7 +135,7 @@ class Connector:
                 raise _PlannedReconnect()
             # Watchdog: a connection that stays silent is dead even if TCP says otherwise.
             payload = await asyncio.wait_for(ws.recv(decode=False), timeout=stale_after)
-            recv_ts = time.time_ns()
+            recv_ts = self._last_recv[endpoint.url] = time.time_ns()
             self._messages_in.inc()
             if self.recorder:
                 self.recorder.write(endpoint.url, payload, recv_ts)
@@ -138,10 +145,27 @@ class Connector:
                 self.on_reject(payload, exc.reason, endpoint.url)
                 continue
             self._handle(out)
+            trade_keys = self._trade_keys.setdefault(endpoint.url, set())
+            for event in out.events:
+                if type(event) is Trade:
+                    trade_keys.add((event.symbol, event.instrument))
             if any(isinstance(e, BookGap) for e in out.events):
                 # Venues without a REST resync (Bybit, OKX) resync a broken book by subscribing again.
                 for frame in self.session.resubscribe_frames(endpoint.url):
                     await ws.send(frame)
+
+    def _report_trade_gaps(self, url: str) -> None:
+        """Subscribed again after a drop: trades between the last message and now may be missing."""
+        dropped = self._dropped.pop(url, None)
+        if dropped is None:
+            return
+        now, venue = time.time_ns(), self.session.VENUE
+        reason = f"connection {url} dropped; resubscribed"
+        gaps = [TradeGap(venue, symbol, instrument, dropped, now, reason)
+                for symbol, instrument in sorted(self._trade_keys.get(url, ()))]  # fmt: skip
+        if gaps:
+            log.warning("%s: trade gap of %.1fs for %d instruments", url, (now - dropped) / 1e9, len(gaps))
+            self.on_events(gaps)
 
     async def _keepalive(self, ws: websockets.ClientConnection, endpoint: WsEndpoint) -> None:
         while True:

@@ -35,6 +35,21 @@ class TradeBatch(msgspec.Struct, tag="trade_batch", tag_field="type", gc=False):
     trades: list[Trade]
 
 
+class TradeGap(msgspec.Struct, tag="trade_gap", tag_field="type", gc=False):
+    """Trades of one instrument may be missing between two receive times (the connection dropped).
+
+    Published on the trades topic after the reconnect, in order with the instrument's trades, so the
+    processor flags the bars that span [from_ns, to_ns] as incomplete.
+    """
+
+    venue: str
+    symbol: str
+    instrument: str
+    from_ns: int  # receive time of the last message before the drop
+    to_ns: int  # time the feed was subscribed again
+    reason: str
+
+
 class BookUpdate(msgspec.Struct, tag="book", tag_field="type", gc=False):
     """L2 book change of a verified book: a full snapshot or absolute-size deltas (qty 0 removes a level).
 
@@ -143,6 +158,7 @@ class Bar(msgspec.Struct, gc=False):
     min_delta_base: float = 0.0  # lowest running delta inside the bar (v3)
     final: bool = False  # the window closed (watermark passed); later rows only correct it
     version: int = 0  # source position of the last trade included; replays give the same version
+    incomplete: bool = False  # the window overlaps a trade-feed gap: trades may be missing (v4)
 
 
 class Signal(msgspec.Struct, tag="signal", tag_field="type", gc=False):

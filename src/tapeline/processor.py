@@ -22,7 +22,7 @@ import msgspec
 from tapeline.codec import AvroCodec
 from tapeline.config import Settings
 from tapeline.errors import SchemaError
-from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, Trade
+from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
 from tapeline.flow.liquidations import LiquidationAggregator
@@ -133,8 +133,8 @@ class BarPipeline:
         self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
-    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade, int]]:
-        """(value, offset, context) -> (trade, position); undecodable frames go to the dead-letter topic.
+    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade | TradeGap, int]]:
+        """(value, offset, context) -> (trade or trade gap, position); undecodable frames are dead-lettered.
 
         A message may hold a batch, so a trade's position is its offset and its index in the message:
         offset << 16 | index, monotone within a partition like the offsets themselves.
@@ -165,6 +165,9 @@ class BarPipeline:
                 if trades:
                     log.info("first batch after start: position %d (offset %d)", trades[0][1], trades[0][1] >> 16)
             for trade, offset in trades:
+                if type(trade) is TradeGap:
+                    self.aggregator.add_gap(trade, offset)
+                    continue
                 self.footprints.add(trade, offset, now_ns)  # same windows: lateness is reported once, below
                 for interval in self.aggregator.add(trade, offset, now_ns):
                     LATE_TRADES.labels(interval, "dead_lettered").inc()
@@ -177,7 +180,7 @@ class BarPipeline:
                 LATE_TRADES.labels(interval, "corrected").inc(count)
             self.aggregator.corrections.clear()
             rows = self.aggregator.drain()
-            await self._persist([t for t, _ in trades], rows, self.footprints.drain())
+            await self._persist([t for t, _ in trades if type(t) is Trade], rows, self.footprints.drain())
         TRADES_AGGREGATED.inc(len(trades))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 

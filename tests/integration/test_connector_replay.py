@@ -19,6 +19,7 @@ from tapeline.codec import AvroCodec
 from tapeline.config import Settings
 from tapeline.devtools import kafka_local
 from tapeline.devtools.capture_server import CaptureServer, CaptureServerThread
+from tapeline.events import Trade, TradeGap
 from tests.datafiles import data_files
 from tests.integration.services import Service, wait_for
 
@@ -99,7 +100,12 @@ def test_every_message_accounted_for_across_ws_drop_and_broker_restart(settings:
 
     codec = AvroCodec()
     frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}", expected=1)
-    trades = [t for frame in frames for t in codec.decode_trades(frame)]
+    events = [e for frame in frames for e in codec.decode_trades(frame)]
+    trades = [e for e in events if isinstance(e, Trade)]
+    gaps = [e for e in events if isinstance(e, TradeGap)]
+    # every reconnect reports a gap for each symbol whose trades came over the dropped connection
+    assert len(gaps) >= server.connections - 1 and all(g.from_ns < g.to_ns for g in gaps), gaps
+    assert {g.symbol for g in gaps} <= set(symbols)
     ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
     assert set(ids) == expected_ids, (
@@ -174,7 +180,7 @@ def test_other_venues_trades_accounted_for(venue: str, settings: Settings, tmp_p
             assert connector.stop() == 0, connector.log_tail()
     codec = AvroCodec()
     frames = _drain(settings, settings.topics.trades, f"check-{uuid.uuid4().hex}", expected=1)
-    trades = [t for frame in frames for t in codec.decode_trades(frame)]
+    trades = [t for frame in frames for t in codec.decode_trades(frame) if isinstance(t, Trade)]
     ids = [f"{t.symbol}:{t.trade_id}" for t in trades]
     assert len(ids) == len(set(ids)), "a trade was published twice"
     assert set(ids) == expected, (len(set(ids)), len(expected), connector.log_tail())

@@ -21,6 +21,7 @@ from tapeline.events import (
     Signal,
     Trade,
     TradeBatch,
+    TradeGap,
     as_record,
 )
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
@@ -53,7 +54,8 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
         Bar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(rng.uniform(-1e6, 1e6) for _ in range(10)),
             rng.randrange(10**6), rng.uniform(-1e6, 1e6), rng.random(), rng.randrange(10**6), rng.randrange(10**6),
             ts, ts + 1, rng.random(), rng.uniform(0, 1e3), rng.uniform(-1e3, 0), rng.random() < 0.5,
-            rng.randrange(2**62)),
+            rng.randrange(2**62), rng.random() < 0.5),
+        TradeGap("okx", "BTC-USDT-SWAP", "BTC-USDT-PERP", ts, ts + rng.randrange(10**10), "connection closed: wss://x"),
         Signal("abc", "divergence", "regular", "bearish", "okx", "BTC-USDT-PERP", "1m", ts, ts - 1, ts + 1,
                1.0, 2.0, -3.0, 4.0),
         DeadLetter("connector:okx", "bad", bytes(rng.randrange(256) for _ in range(rng.randrange(50))), ts, "ctx"),

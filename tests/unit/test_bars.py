@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tapeline.capture import read_capture
-from tapeline.events import Bar, Trade
+from tapeline.events import Bar, Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.store.clickhouse import BarStore
 from tapeline.venues import binance_usdm
@@ -165,6 +165,46 @@ def test_late_trade_past_the_horizon_is_handed_back_and_not_applied() -> None:
     bars = {(b.interval, b.start_ns // S): b for b in agg.drain()}
     assert bars[("1m", 0)].trades == 3  # the 1m bar was still open
     assert ("1s", 0) not in bars  # final before, not emitted again
+
+
+def gap(from_s: float, to_s: float, instrument: str = "BTC-USDT-PERP") -> TradeGap:
+    return TradeGap("binance-usdm", "BTCUSDT", instrument, int(from_s * S), int(to_s * S), "connection dropped")
+
+
+def test_a_trade_gap_flags_every_bar_it_overlaps_existing_final_or_opened_later() -> None:
+    agg = BarAggregator(["1s", "1m"], allowed_lateness_ns=0, correction_horizon_ns=60 * S)
+    for position, t in enumerate([trade(0.5, 10, 1, "buy"), trade(1.5, 10, 1, "buy"), trade(2.5, 10, 1, "buy")]):
+        agg.add(t, position)
+    agg.drain()
+    agg.add_gap(gap(1.6, 4.2), 3)  # bar 1 is final, bar 2 open, bars 3 and 4 not there yet
+    reemitted = agg.drain()
+    assert {(b.interval, b.start_ns // S, b.final, b.version) for b in reemitted if b.incomplete} == {
+        ("1s", 1, True, 3), ("1s", 2, False, 3), ("1m", 0, False, 3)}  # fmt: skip
+    agg.add(trade(4.5, 10, 1, "buy"), 4)  # opens bar 4, inside the gap's last second
+    agg.add(trade(5.5, 10, 1, "buy"), 5)
+    agg.add(trade(1.7, 10, 1, "sell"), 6)  # a late trade creating nothing new: bar 1 stays flagged
+    agg.flush()
+    latest: dict[tuple[str, int], Bar] = {}
+    for b in agg.drain():
+        latest[(b.interval, b.start_ns // S)] = b
+    flagged = {key for key, b in latest.items() if b.incomplete}
+    assert flagged == {("1s", 1), ("1s", 2), ("1s", 4), ("1m", 0)}
+    assert latest[("1s", 1)].trades == 2
+
+
+def test_a_replayed_trade_gap_is_not_applied_twice_and_restores_with_its_bars() -> None:
+    agg = BarAggregator(["1s"], allowed_lateness_ns=S, correction_horizon_ns=60 * S)
+    agg.add(trade(0.5, 10, 1, "buy"), 0)
+    agg.add_gap(gap(0.2, 0.4), 1)
+    (row,) = agg.drain()
+    assert row.incomplete and row.version == 1
+    restarted = BarAggregator(["1s"], allowed_lateness_ns=S, correction_horizon_ns=60 * S)
+    restarted.restore([row])
+    restarted.add_gap(gap(0.2, 0.4), 1)  # replayed from the last commit
+    assert restarted.drain() == []
+    restarted.flush()
+    (final,) = restarted.drain()
+    assert final.incomplete and final.final
 
 
 def test_corrections_give_the_bars_of_the_time_ordered_stream() -> None:

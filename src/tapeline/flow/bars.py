@@ -10,6 +10,8 @@ tests. Definitions are those of docs/DOMAIN.md:
 * delta = buy - sell; CVD is the running sum of delta from the first bar seen (the anchor).
 * A late trade within the correction horizon corrects its final bar, and the CVD of every later bar
   moves by its delta: all of them are emitted again at the late trade's position (a higher version).
+* A trade gap (the connector lost its feed between two times) flags every bar overlapping it as
+  `incomplete`: bars that exist (final ones within the horizon are emitted again) and bars opened later.
 * Every emitted row carries a `version`: the source position (e.g. Kafka offset) of the trade
   after which the row was computed. Replaying the same input gives the same final rows and versions,
   so an idempotent sink (ReplacingMergeTree on version) ends with identical numbers.
@@ -21,18 +23,19 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from tapeline.events import Bar, Trade
+from tapeline.events import Bar, Trade, TradeGap
 from tapeline.flow.windows import Series, WindowedAggregator
 
 BASE_DECIMALS = 10
 QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enough to drop noise
+MAX_GAPS = 64  # trade gaps remembered per instrument, for bars that open after the gap was reported
 
 
 class _Acc:
     """Running state of one open bar."""
 
-    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "cvd_end", "high", "low", "max_delta",
-                 "min_delta", "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
+    __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "cvd_end", "high", "incomplete", "low",
+                 "max_delta", "min_delta", "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
 
     def __init__(self, trade: Trade) -> None:
         self.open = self.high = self.low = self.close = trade.price
@@ -41,6 +44,7 @@ class _Acc:
         self.buy_trades = self.sell_trades = 0
         self.max_delta = -math.inf
         self.min_delta = math.inf
+        self.incomplete = False
         self._add_volume(trade)
 
     @classmethod
@@ -53,6 +57,7 @@ class _Acc:
         acc.buy_trades, acc.sell_trades = bar.buy_trades, bar.sell_trades
         acc.max_delta, acc.min_delta = bar.max_delta_base, bar.min_delta_base
         acc.cvd_end = bar.cvd_base
+        acc.incomplete = bar.incomplete
         return acc
 
     def add(self, trade: Trade) -> None:
@@ -130,6 +135,7 @@ class _Series(Series):
             min_delta_base=round(acc.min_delta, BASE_DECIMALS),
             final=final,
             version=version,
+            incomplete=acc.incomplete,
         )
 
 
@@ -146,6 +152,27 @@ class BarAggregator(WindowedAggregator):
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
         super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self._final_rows: list[Bar] = []
+        self._gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}  # recent trade gaps per instrument
+
+    def add_gap(self, gap: TradeGap, position: int) -> None:
+        """Flag the bars overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
+        inst_key = (gap.venue, gap.instrument)
+        spans = self._gaps.setdefault(inst_key, [])
+        spans.append((gap.from_ns, gap.to_ns))
+        del spans[:-MAX_GAPS]
+        for series in self._series_for(inst_key):
+            if position <= series.version:
+                continue  # applied before a restart
+            width = series.width_ns
+            for start, acc in series.closed.items():
+                if start < gap.to_ns and start + width > gap.from_ns and not acc.incomplete:
+                    acc.incomplete = True
+                    self._final_rows.append(series.row(start, acc, acc.cvd_end, final=True, version=position))
+            for start, acc in series.open_bars.items():
+                if start < gap.to_ns and start + width > gap.from_ns:
+                    acc.incomplete = True
+            series.version = position
+            self._dirty.add(series)
 
     def restore(self, rows: Iterable[Bar]) -> None:
         """Rebuild state from persisted rows (latest version per key): each series' open bars and its
@@ -192,7 +219,12 @@ class BarAggregator(WindowedAggregator):
             yield series.row(start, acc, cvd, final=False, version=series.version)
 
     def _open(self, series: Series, trade: Trade) -> _Acc:
-        return _Acc(trade)
+        acc = _Acc(trade)
+        spans = self._gaps.get((series.venue, series.instrument))
+        if spans:
+            start = trade.ts_ns - trade.ts_ns % series.width_ns
+            acc.incomplete = any(start < to_ns and start + series.width_ns > from_ns for from_ns, to_ns in spans)
+        return acc
 
     def _finalize(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
         series.cvd_closed += acc.delta_base

@@ -31,7 +31,7 @@ class GetBarsResponse(_message.Message):
     def __init__(self, bars: _Optional[_Iterable[_Union[Bar, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class Bar(_message.Message):
-    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version")
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version", "incomplete")
     VENUE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class Bar(_message.Message):
     MIN_DELTA_BASE_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
     venue: str
     instrument: str
     interval: str
@@ -84,7 +85,8 @@ class Bar(_message.Message):
     min_delta_base: float
     final: bool
     version: int
-    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    incomplete: bool
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., incomplete: _Optional[bool] = ...) -> None: ...
 
 class ListSeriesRequest(_message.Message):
     __slots__ = ()

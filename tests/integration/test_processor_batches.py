@@ -1,0 +1,73 @@
+"""The processor's batch path on real parts (broker for dead letters and final bars, embedded ClickHouse):
+late trades correct final bars, trades past the correction horizon are dead-lettered, and a trade gap
+flags the bars it spans incomplete."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from tapeline.codec import AvroCodec
+from tapeline.config import ClickHouseSettings, ProcessorSettings, Settings
+from tapeline.events import Trade, TradeBatch, TradeGap
+from tapeline.kafka import ensure_topics
+from tapeline.processor import BarPipeline
+from tapeline.store.clickhouse import BarStore
+
+S = 1_000_000_000
+T0 = 1_723_161_600 * S  # a whole minute
+VENUE, INSTRUMENT = "binance-usdm", "BTC-USDT-PERP"
+
+
+def trade(at_s: float, qty: float, side: str, trade_id: int) -> Trade:
+    return Trade(VENUE, "BTCUSDT", INSTRUMENT, T0 + int(at_s * S), T0, 100.0, qty, 100.0 * qty, side, str(trade_id))
+
+
+def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lettered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={
+        "clickhouse": ClickHouseSettings(dsn=f"chdb://{tmp_path / 'chdb'}"),
+        "processor": ProcessorSettings(intervals=["1s", "1m"], allowed_lateness_ms=0, correction_horizon_ms=30_000),
+    })  # fmt: skip
+    ensure_topics(settings, [settings.topics.dead_letter, settings.topics.bars])
+    codec = AvroCodec()
+    pipeline = BarPipeline(settings, BarStore.open(settings.clickhouse))
+    messages = [
+        TradeBatch(VENUE, INSTRUMENT, [trade(0.5, 1, "buy", 1), trade(1.5, 2, "buy", 2), trade(40.5, 1, "sell", 3)]),
+        TradeBatch(VENUE, INSTRUMENT, [trade(0.7, 3, "sell", 4)]),  # 40 s late: past the 30 s horizon
+        TradeBatch(VENUE, INSTRUMENT, [trade(15.2, 4, "sell", 5)]),  # 25 s late: corrects bar 15 s (new)
+        TradeGap(VENUE, "BTCUSDT", INSTRUMENT, T0 + int(39.9 * S), T0 + int(41.2 * S), "connection dropped"),
+        TradeBatch(VENUE, INSTRUMENT, [trade(41.5, 1, "buy", 6)]),
+    ]
+    frames = [(codec.encode_event(m), offset, f"trades/0@{offset}") for offset, m in enumerate(messages)]
+    asyncio.run(pipeline.process(frames))
+
+    store = pipeline.store
+    bars = {b.start_ns: b for b in store.get_bars(VENUE, INSTRUMENT, "1s", T0, T0 + 60 * S, 100)}
+    seconds = {(start - T0) // S: b for start, b in bars.items()}
+    assert sorted(seconds) == [0, 1, 15, 40, 41]
+    assert seconds[0].trades == 1, "the trade past the horizon must not be applied"
+    assert seconds[15].final and seconds[15].sell_base == 4 and seconds[15].version == 2 << 16
+    assert [seconds[s].cvd_base for s in (0, 1, 15, 40, 41)] == [1, 3, -1, -2, -1]
+    assert {s for s, b in seconds.items() if b.incomplete} == {40, 41}
+    (minute,) = store.get_bars(VENUE, INSTRUMENT, "1m", T0, T0 + 60 * S, 10)
+    assert minute.incomplete and minute.trades == 6 and not minute.final  # the minute was open for all of them
+
+    consumer = Consumer(settings.kafka.librdkafka(**{"group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}))
+    consumer.subscribe([settings.topics.dead_letter])
+    letters = []
+    try:
+        for _ in range(40):
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                letters.append(codec.decode(msg.value()))
+                break
+    finally:
+        consumer.close()
+    (letter,) = letters
+    assert "past the correction horizon" in letter["reason"] and "offset=1" in letter["context"]
+    assert codec.decode_trades(letter["raw"]) == [messages[1].trades[0]]
