@@ -72,7 +72,20 @@ class _Acc:
             self.open, self.open_ts = price, trade.ts_ns
         if trade.ts_ns >= self.close_ts:
             self.close, self.close_ts = price, trade.ts_ns
-        self._add_volume(trade)
+        # _add_volume, inlined: this runs once per trade and interval
+        if trade.side == "buy":
+            self.buy_base += trade.qty_base
+            self.buy_quote += trade.notional_quote
+            self.buy_trades += 1
+        else:
+            self.sell_base += trade.qty_base
+            self.sell_quote += trade.notional_quote
+            self.sell_trades += 1
+        running = self.buy_base - self.sell_base
+        if running > self.max_delta:
+            self.max_delta = running
+        if running < self.min_delta:
+            self.min_delta = running
 
     def _add_volume(self, trade: Trade) -> None:
         if trade.side == "buy":

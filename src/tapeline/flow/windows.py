@@ -18,6 +18,7 @@ Subclasses say what an open window accumulates (`_open`) and what a final one be
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ class Series:
     closed: dict[int, Any] = field(default_factory=dict)  # final windows within the correction horizon
     closed_until_ns: int | None = None  # end of the last final window
     version: int = -1  # position of the last event applied
+    # cheap gates for the per-event clock advance: end of the oldest open window, and of the oldest kept one
+    first_open_end: float = math.inf
+    first_closed_end: float = math.inf
 
 
 class WindowedAggregator(ABC):
@@ -104,6 +108,7 @@ class WindowedAggregator(ABC):
                 if created:  # a window that had no events becomes a final one
                     acc = self._open(series, event)
                     series.closed = dict(sorted({**series.closed, start: acc}.items()))
+                    series.first_closed_end = next(iter(series.closed)) + width
                 else:
                     acc.add(event)
                 series.version = position
@@ -114,6 +119,8 @@ class WindowedAggregator(ABC):
             acc = series.open_bars.get(start)
             if acc is None:
                 series.open_bars[start] = self._open(series, event)
+                if start + width < series.first_open_end:
+                    series.first_open_end = start + width
             else:
                 acc.add(event)
             if track_changed:
@@ -122,10 +129,13 @@ class WindowedAggregator(ABC):
             self._dirty.add(series)
         if max_ts is None or ts > max_ts:
             self._max_ts[inst_key] = ts
+            watermark = ts - self.lateness_ns
+            cutoff = watermark - self.horizon_ns
             for series in series_list:
-                self._close_series(series, ts - self.lateness_ns, position)
-                if series.closed:
-                    self._forget(series, ts - self.lateness_ns - self.horizon_ns)
+                if series.first_open_end <= watermark:
+                    self._close_series(series, watermark, position)
+                if series.first_closed_end <= cutoff:
+                    self._forget(series, cutoff)
         return late
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
@@ -172,12 +182,16 @@ class WindowedAggregator(ABC):
     def _close_series(self, series: Series, watermark: int, version: int) -> None:
         if not series.open_bars:
             return
-        for start in sorted(s for s in series.open_bars if s + series.width_ns <= watermark):
+        width = series.width_ns
+        for start in sorted(s for s in series.open_bars if s + width <= watermark):
             acc = series.open_bars.pop(start)
-            series.closed_until_ns = start + series.width_ns
+            series.closed_until_ns = start + width
             self._finalize(series, start, acc, version)
             if self.horizon_ns:
+                if not series.closed:
+                    series.first_closed_end = start + width
                 series.closed[start] = acc
+        series.first_open_end = min(series.open_bars) + width if series.open_bars else math.inf
 
     def _forget(self, series: Series, cutoff: int) -> None:
         """Drop final windows that end at or before `cutoff`: past the horizon, they take no corrections.
@@ -188,13 +202,17 @@ class WindowedAggregator(ABC):
         while closed:
             oldest = next(iter(closed))
             if oldest + width > cutoff:
+                series.first_closed_end = oldest + width
                 return
             del closed[oldest]
+        series.first_closed_end = math.inf
 
     def _retain_restored(self, inst_key: tuple[str, str]) -> None:
-        """After a restore: keep `closed` in start order and within the horizon of the restored clock."""
+        """After a restore: `closed` in start order and within the horizon of the restored clock; gates set."""
         max_ts = self._max_ts.get(inst_key)
         for series in self._by_instrument.get(inst_key, ()):
             series.closed = dict(sorted(series.closed.items()))
+            series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf
+            series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
             if max_ts is not None:
                 self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
