@@ -17,8 +17,8 @@ Subclasses say what an open window accumulates (`_open`) and what a final one be
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
