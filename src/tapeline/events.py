@@ -24,15 +24,33 @@ class Trade(msgspec.Struct, tag="trade", tag_field="type", gc=False):
 
 
 class TradeBatch(msgspec.Struct, tag="trade_batch", tag_field="type", gc=False):
-    """Consecutive trades of one venue-instrument as one Kafka message (the trades topic carries both).
+    """Consecutive trades of one venue-instrument-symbol as one Kafka message (the trades topic carries both).
 
     The stream processor pays a fixed cost per Kafka message (~150 µs in Faust here), so connectors
-    publish trades in small per-instrument batches; consumers read either shape.
+    publish trades in small per-instrument batches; consumers read either shape. Stored column by
+    column (element i of each list is trade i) because columns decode in bulk.
     """
 
     venue: str
     instrument: str
-    trades: list[Trade]
+    symbol: str
+    ts_ns: list[int]
+    recv_ts_ns: list[int]
+    price: list[float]
+    qty_base: list[float]
+    notional_quote: list[float]
+    side: list[str]
+    trade_id: list[str]
+
+    @classmethod
+    def of(cls, trades: list[Trade]) -> TradeBatch:
+        """The batch of `trades`, which share the first one's venue, instrument and symbol."""
+        first = trades[0]
+        return cls(
+            first.venue, first.instrument, first.symbol, [t.ts_ns for t in trades], [t.recv_ts_ns for t in trades],
+            [t.price for t in trades], [t.qty_base for t in trades], [t.notional_quote for t in trades],
+            [t.side for t in trades], [t.trade_id for t in trades],
+        )  # fmt: skip
 
 
 class TradeGap(msgspec.Struct, tag="trade_gap", tag_field="type", gc=False):

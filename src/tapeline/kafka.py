@@ -91,7 +91,7 @@ class EventPublisher:
     """Publishes normalized events to their topics, keyed by venue|instrument (one partition per instrument).
 
     Trades are held briefly per instrument and sent as one TradeBatch message (at most `max_batch` trades
-    or `linger_s` old): the stream processor's cost is per Kafka message, not per trade. Other events go
+    or `linger_s` old, one symbol): the stream processor's cost is per Kafka message, not per trade. Other events go
     out at once. Call `flush_due()` regularly and `flush_all()` before flushing the producer.
     """
 
@@ -116,6 +116,9 @@ class EventPublisher:
             if type(event) is Trade:
                 key = (event.venue, event.instrument)
                 pending = self._pending.get(key)
+                if pending is not None and pending[1][0].symbol != event.symbol:
+                    self._send_batch(key)  # a batch has one symbol
+                    pending = None
                 if pending is None:
                     pending = self._pending[key] = (time.monotonic(), [])
                 pending[1].append(event)
@@ -138,7 +141,7 @@ class EventPublisher:
 
     def _send_batch(self, key: tuple[str, str]) -> None:
         _, trades = self._pending.pop(key)
-        batch = TradeBatch(key[0], key[1], trades)
+        batch = TradeBatch.of(trades)
         produce(self.producer, self.topics.trades, self.codec.encode_event(batch), f"{key[0]}|{key[1]}".encode())
         EVENTS_OUT.labels(key[0], "trade").inc(len(trades))
         self.published += len(trades)

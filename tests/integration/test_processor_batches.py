@@ -36,12 +36,13 @@ def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lett
     ensure_topics(settings, [settings.topics.dead_letter, settings.topics.bars])
     codec = AvroCodec()
     pipeline = BarPipeline(settings, BarStore.open(settings.clickhouse))
+    too_late = trade(0.7, 3, "sell", 4)
     messages = [
-        TradeBatch(VENUE, INSTRUMENT, [trade(0.5, 1, "buy", 1), trade(1.5, 2, "buy", 2), trade(40.5, 1, "sell", 3)]),
-        TradeBatch(VENUE, INSTRUMENT, [trade(0.7, 3, "sell", 4)]),  # 40 s late: past the 30 s horizon
-        TradeBatch(VENUE, INSTRUMENT, [trade(15.2, 4, "sell", 5)]),  # 25 s late: corrects bar 15 s (new)
+        TradeBatch.of([trade(0.5, 1, "buy", 1), trade(1.5, 2, "buy", 2), trade(40.5, 1, "sell", 3)]),
+        TradeBatch.of([too_late]),  # 40 s late: past the 30 s horizon
+        TradeBatch.of([trade(15.2, 4, "sell", 5)]),  # 25 s late: corrects bar 15 s (new)
         TradeGap(VENUE, "BTCUSDT", INSTRUMENT, T0 + int(39.9 * S), T0 + int(41.2 * S), "connection dropped"),
-        TradeBatch(VENUE, INSTRUMENT, [trade(41.5, 1, "buy", 6)]),
+        TradeBatch.of([trade(41.5, 1, "buy", 6)]),
     ]
     frames = [(codec.encode_event(m), offset, f"trades/0@{offset}") for offset, m in enumerate(messages)]
     asyncio.run(pipeline.process(frames))
@@ -70,4 +71,4 @@ def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lett
         consumer.close()
     (letter,) = letters
     assert "past the correction horizon" in letter["reason"] and "offset=1" in letter["context"]
-    assert codec.decode_trades(letter["raw"]) == [messages[1].trades[0]]
+    assert codec.decode_trades(letter["raw"]) == [too_late]

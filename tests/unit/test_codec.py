@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import io
+import math
+import random
 import struct
 
+import fastavro
+import msgspec
 import pytest
 
-from tapeline.codec import AvroCodec
+from tapeline.avro_writer import write_long, write_string
+from tapeline.codec import TRADE_FIELDS, AvroCodec
 from tapeline.errors import SchemaError
-from tapeline.events import Bar, Trade, as_record
+from tapeline.events import Bar, Trade, TradeBatch, TradeGap, as_record
 
 TRADE = Trade("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 10, 11, 100.5, 0.25, 25.125, "buy", "42")
 
@@ -48,3 +54,78 @@ def test_schema_ids_are_unique_and_stable() -> None:
     ids = {reg.schema_id: f"{reg.name}.v{reg.version}" for reg in AvroCodec().registry.by_id.values()}
     assert ids[1] == "tapeline.v1.Trade.v1"
     assert ids[2] == "tapeline.v1.Bar.v1"
+
+
+def test_every_trade_layout_decodes_to_the_same_trades() -> None:
+    """Trade v1, TradeBatch v1 (array of records) and TradeBatch v2 (columns) carry the same trades."""
+    codec = AvroCodec()
+    trades = [msgspec.structs.replace(TRADE, ts_ns=TRADE.ts_ns + i, side=("buy", "sell")[i % 2], trade_id=str(i))
+              for i in range(5)]  # fmt: skip
+    v1 = {"venue": TRADE.venue, "instrument": TRADE.instrument,
+          "trades": [{k: v for k, v in as_record(t).items() if k not in ("type", "venue", "instrument")}
+                     for t in trades]}  # fmt: skip
+    v1_frame = codec.encode(v1, "TradeBatch", version=1)
+    v2_frame = codec.encode_event(TradeBatch.of(trades))
+    assert codec.schema_of(v2_frame).schema_id == 15
+    assert codec.decode_trades(v1_frame) == codec.decode_trades(v2_frame) == trades
+    assert codec.decode_trades(codec.encode_event(TRADE)) == [TRADE]
+    gap = TradeGap("okx", "BTC-USDT-SWAP", "BTC-USDT-PERP", 5, 9, "connection closed")
+    assert codec.decode_trades(codec.encode_event(gap)) == [gap]
+    assert codec.decode_trade_columns(v2_frame)["price"] == [t.price for t in trades]
+
+
+def _blocks(items: list[bytes], sizes: list[int], with_byte_size: bool) -> bytes:
+    """An Avro array in several blocks (valid, but not how fastavro writes one)."""
+    out, i = b"", 0
+    for size in sizes:
+        chunk = b"".join(items[i : i + size])
+        i += size
+        out += write_long(-size) + write_long(len(chunk)) + chunk if with_byte_size else write_long(size) + chunk
+    return out + b"\x00"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fast_trade_batch_reader_equals_fastavro(seed: int) -> None:
+    codec = AvroCodec()
+    reg = codec.registry.version("TradeBatch", 2)
+    rng = random.Random(seed)
+    n = rng.randrange(1, 300)
+    extremes = [0, 1, -1, 63, 64, -65, 2**62, 2**63 - 1, -(2**63), 1_723_161_256_322_000_000]
+    batch = TradeBatch(
+        "okx", "BTC-USDT-PERP", "BTC-USDT-SWAP",
+        [rng.choice(extremes) if rng.random() < 0.2 else rng.randrange(-(2**63), 2**63) for _ in range(n)],
+        [1_723_161_256_322_000_000 + rng.randrange(10**9) for _ in range(n)],
+        [rng.choice([0.0, -0.0, math.inf, 1e-300, rng.uniform(-1e9, 1e9)]) for _ in range(n)],
+        [rng.uniform(0, 1) for _ in range(n)], [rng.uniform(0, 1e7) for _ in range(n)],
+        [rng.choice(["buy", "sell"]) for _ in range(n)],
+        [rng.choice(["", "ü", "x" * rng.randrange(200), str(rng.randrange(10**12))]) for _ in range(n)],
+    )  # fmt: skip
+    frame = codec.encode_event(batch)
+    expected = fastavro.schemaless_reader(io.BytesIO(frame[5:]), reg.parsed, None)
+    assert codec.decode_trade_columns(frame) == {
+        name: expected[name] if isinstance(expected[name], list) else [expected[name]] * n for name in TRADE_FIELDS
+    }
+    # the same columns written in several blocks go through fastavro
+    sizes = [n // 2, n - n // 2] if n > 1 else [1]
+    body = b"".join(write_string(v) for v in ("trade_batch", batch.venue, batch.instrument, batch.symbol))
+    body += _blocks([write_long(v) for v in batch.ts_ns], sizes, True)
+    body += _blocks([write_long(v) for v in batch.recv_ts_ns], sizes, False)
+    for column in (batch.price, batch.qty_base, batch.notional_quote):
+        body += _blocks([struct.pack("<d", v) for v in column], sizes, rng.random() < 0.5)
+    body += _blocks([write_long(("buy", "sell").index(v)) for v in batch.side], sizes, True)
+    body += _blocks([write_string(v) for v in batch.trade_id], sizes, False)
+    assert codec.decode_trade_columns(frame[:5] + body) == codec.decode_trade_columns(frame)
+
+
+def test_bad_trade_batches_raise_what_the_processor_dead_letters() -> None:
+    codec = AvroCodec()
+    frame = codec.encode_event(TradeBatch.of([TRADE, TRADE]))
+    sides = frame.index(b"\x04\x00\x00\x00\x04")  # the side column, then the trade ids
+    side_out_of_range = frame[: sides + 1] + b"\x08" + frame[sides + 2 :]
+    for bad in (frame[:-3], frame[:12], side_out_of_range):
+        with pytest.raises((SchemaError, ValueError, TypeError, EOFError, KeyError)):  # what the processor catches
+            codec.decode_trades(bad)
+    uneven = TradeBatch.of([TRADE, TRADE])
+    uneven.price.append(1.0)
+    with pytest.raises(SchemaError, match="differ in length"):
+        codec.decode_trades(codec.encode_event(uneven))
