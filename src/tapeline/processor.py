@@ -19,7 +19,7 @@ from typing import Any
 import faust
 import msgspec
 
-from tapeline.codec import AvroCodec
+from tapeline.codec import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
 from tapeline.errors import SchemaError
 from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, Trade, TradeGap
@@ -133,29 +133,39 @@ class BarPipeline:
         self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
-    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> list[tuple[Trade | TradeGap, int]]:
-        """(value, offset, context) -> (trade or trade gap, position); undecodable frames are dead-lettered.
+    def decode(
+        self, frames: Sequence[tuple[bytes, int, str]]
+    ) -> tuple[list[tuple[Trade | TradeGap, int]], dict[str, list]]:
+        """(value, offset, context) -> (trade or trade gap, position), and the trades column by column for the
+        raw trades table (no per-row attribute reads); undecodable frames are dead-lettered.
 
         A message may hold a batch, so a trade's position is its offset and its index in the message:
         offset << 16 | index, monotone within a partition like the offsets themselves.
         """
-        out = []
+        out: list[tuple[Trade | TradeGap, int]] = []
+        columns: dict[str, list] = {name: [] for name in TRADE_FIELDS}
         for value, offset, context in frames:
             try:
-                trades = self.codec.decode_trades(value)
+                batch = self.codec.decode_trade_columns(value)
             except (SchemaError, ValueError, TypeError, EOFError, KeyError) as exc:
                 self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
                 continue
-            if len(trades) > MAX_BATCH:
-                self.dead_letters.send(value, f"processor: batch of {len(trades)} trades exceeds {MAX_BATCH}", context)
+            if type(batch) is TradeGap:
+                out.append((batch, offset << 16))
+                continue
+            count = len(batch["ts_ns"])
+            if count > MAX_BATCH:
+                self.dead_letters.send(value, f"processor: batch of {count} trades exceeds {MAX_BATCH}", context)
                 continue
             base = offset << 16
-            out.extend((trade, base | i) for i, trade in enumerate(trades))
-        return out
+            out.extend(zip(map(Trade, *batch.values()), range(base, base + count), strict=True))
+            for name, column in batch.items():
+                columns[name].extend(column)
+        return out, columns
 
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
         started = time.perf_counter()
-        trades = self.decode(frames)
+        trades, columns = self.decode(frames)
         now_ns = time.time_ns()
         async with self._lock:
             if not self._consuming:
@@ -180,7 +190,7 @@ class BarPipeline:
                 LATE_TRADES.labels(interval, "corrected").inc(count)
             self.aggregator.corrections.clear()
             rows = self.aggregator.drain()
-            await self._persist([t for t, _ in trades if type(t) is Trade], rows, self.footprints.drain())
+            await self._persist(columns, rows, self.footprints.drain())
         TRADES_AGGREGATED.inc(len(trades))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -194,15 +204,15 @@ class BarPipeline:
             self.footprints.close_idle(now_ns, idle_ns)
             rows, footprints = self.aggregator.drain(), self.footprints.drain()
             if rows or footprints[1]:
-                await self._persist([], rows, footprints)
+                await self._persist({}, rows, footprints)
 
-    async def _persist(self, trades: list[Trade], rows: list[Bar], footprints: FootprintRows) -> None:
+    async def _persist(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows) -> None:
         # ClickHouse calls block; run them off the event loop so Faust keeps heartbeating.
         await asyncio.get_running_loop().run_in_executor(None, self._write, trades, rows, footprints)
 
-    def _write(self, trades: list[Trade], rows: list[Bar], footprints: FootprintRows) -> None:
+    def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows) -> None:
         if self.settings.processor.write_trades:
-            self.store.insert_trades(trades)
+            self.store.insert_trade_columns(trades)
         self.store.insert_bars(rows)
         levels, summaries = footprints
         self.store.insert_footprints(summaries, levels)

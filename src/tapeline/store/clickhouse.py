@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -135,11 +135,15 @@ class BarStore:
             self.client.insert(f"{self.database}.bars", columns, column_names=BAR_COLUMNS, column_oriented=True)
 
     def insert_trades(self, trades: Sequence[Trade]) -> None:
-        if not trades:
+        self.insert_trade_columns({name: [getattr(t, name) for t in trades] for name in TRADE_COLUMNS})
+
+    def insert_trade_columns(self, columns: Mapping[str, list]) -> None:
+        """Trades column by column, a list per name of TRADE_COLUMNS (the processor decodes them so)."""
+        if not columns or not columns["ts_ns"]:
             return
-        columns = [[getattr(t, name) for t in trades] for name in TRADE_COLUMNS]
+        data = [columns[name] for name in TRADE_COLUMNS]
         with self._lock:
-            self.client.insert(f"{self.database}.trades", columns, column_names=TRADE_COLUMNS, column_oriented=True)
+            self.client.insert(f"{self.database}.trades", data, column_names=TRADE_COLUMNS, column_oriented=True)
 
     def get_bars(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[Bar]:
         """Bars with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
