@@ -1,10 +1,11 @@
 """Stream processor: trades from Kafka -> event-time bars -> ClickHouse (and final bars -> Kafka).
 
-Faust drives consumption; the work is done in batches (`take_events`) because per-event table
+Faust drives consumption; the work is done in batches (`noack_take`) because per-event table
 updates run at ~2k events/s here. State that must survive a crash is not kept in Faust tables:
 every batch writes the current rows of the bars it touched to ClickHouse (idempotent upserts),
-and Faust acks the batch's events only after that write returns, so committed offsets never pass
-durable results. On start the aggregator is restored from ClickHouse and skips positions it has
+and the batch's events are acked only after that write returns, so committed offsets never pass
+durable results. Writes run one at a time in batch order, each while the next batch is decoded
+and aggregated. On start the aggregator is restored from ClickHouse and skips positions it has
 already applied, so replays from the last commit do not double count.
 """
 
@@ -38,6 +39,23 @@ BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
+class OrderedWrites:
+    """Blocking writes run off the event loop one at a time, in the order submitted.
+
+    `submit` returns once the previous write is done and this one has started, with this one's future:
+    the caller works on its next batch while the write runs. A failed write raises from the next submit.
+    """
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    async def submit(self, write: Callable[..., None], *args: Any) -> asyncio.Future:
+        if self._last is not None:
+            await self._last
+        self._last = asyncio.get_running_loop().run_in_executor(None, write, *args)
+        return self._last
+
+
 class SideTopicPipeline:
     """A topic besides trades feeding one aggregator into one table (books -> OBI, liquidations -> bars).
 
@@ -64,8 +82,10 @@ class SideTopicPipeline:
         self.codec = codec
         self._lock = asyncio.Lock()
         self._consuming = False
+        self._writes = OrderedWrites()
 
-    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+        """Aggregate a batch and start writing its rows; returns the write's future (done: the batch is durable)."""
         now_ns = time.time_ns()
         async with self._lock:
             if not self._consuming:
@@ -79,19 +99,14 @@ class SideTopicPipeline:
                     self.dead_letters.send(value, f"processor: undecodable {self.name} event: {exc}", context)
                     continue
                 self.aggregator.add(event, offset, now_ns)  # late book events still update the book
-            await self._persist()
+            return await self._writes.submit(self.insert, self.aggregator.drain())
 
     async def close_idle(self) -> None:
         if not self._consuming:
             return
         async with self._lock:
             self.aggregator.close_idle(time.time_ns(), self.idle_ns)
-            await self._persist()
-
-    async def _persist(self) -> None:
-        rows = self.aggregator.drain()
-        if rows:
-            await asyncio.get_running_loop().run_in_executor(None, self.insert, rows)
+            await (await self._writes.submit(self.insert, self.aggregator.drain()))
 
 
 class BarPipeline:
@@ -122,6 +137,7 @@ class BarPipeline:
         }  # fmt: skip
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
+        self._writes = OrderedWrites()  # batch N+1's rows must not land before batch N's (versions, restarts)
 
     def restore(self) -> int:
         rows = self.store.resume_state(self.horizon_ns)
@@ -163,7 +179,9 @@ class BarPipeline:
                 columns[name].extend(column)
         return out, columns
 
-    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> None:
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+        """Decode and aggregate a batch and start writing its results; returns the write's future (done: the
+        batch is durable). The write overlaps the next batch's decoding and aggregation."""
         started = time.perf_counter()
         trades, columns = self.decode(frames)
         now_ns = time.time_ns()
@@ -190,9 +208,10 @@ class BarPipeline:
                 LATE_TRADES.labels(interval, "corrected").inc(count)
             self.aggregator.corrections.clear()
             rows = self.aggregator.drain()
-            await self._persist(columns, rows, self.footprints.drain())
+            written = await self._writes.submit(self._write, columns, rows, self.footprints.drain())
         TRADES_AGGREGATED.inc(len(trades))
         BATCH_SECONDS.observe(time.perf_counter() - started)
+        return written
 
     async def close_idle(self) -> None:
         if not self._consuming:
@@ -204,11 +223,7 @@ class BarPipeline:
             self.footprints.close_idle(now_ns, idle_ns)
             rows, footprints = self.aggregator.drain(), self.footprints.drain()
             if rows or footprints[1]:
-                await self._persist({}, rows, footprints)
-
-    async def _persist(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows) -> None:
-        # ClickHouse calls block; run them off the event loop so Faust keeps heartbeating.
-        await asyncio.get_running_loop().run_in_executor(None, self._write, trades, rows, footprints)
+                await (await self._writes.submit(self._write, {}, rows, footprints))
 
     def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows) -> None:
         if self.settings.processor.write_trades:
@@ -249,12 +264,16 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
 
         async def consume(stream: faust.StreamT, target: BarPipeline | SideTopicPipeline = target) -> None:
             batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
-            async for events in stream.take_events(batch_max, within=within):
+            acks: set[asyncio.Task] = set()  # held until done
+            async for events in stream.noack_take(batch_max, within=within):
                 frames = [
                     (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
                     for e in events
                 ]
-                await target.process(frames)
+                written = await target.process(frames)
+                ack = asyncio.ensure_future(_ack_when_written(stream, written, events))
+                acks.add(ack)
+                ack.add_done_callback(acks.discard)
 
         topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
         app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(consume)
@@ -266,6 +285,15 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
             await side.close_idle()
 
     return app
+
+
+async def _ack_when_written(stream: faust.StreamT, written: asyncio.Future, events: Sequence[faust.EventT]) -> None:
+    """Ack a batch once its results are durable; if its write failed the batch stays unacked (and the next
+    write, or the idle timer's, raises the error)."""
+    await asyncio.wait([written])
+    if written.exception() is None:
+        for event in events:
+            await stream.ack(event)
 
 
 def prepare(settings: Settings) -> BarPipeline:
