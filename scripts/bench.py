@@ -219,14 +219,14 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
     lags.sort()
     warm = lags[len(lags) // 10 :] or lags  # the first bars include the feed's start-up
     quarter = max(1, len(rss) // 4)
+    quarters = [max(rss[i * quarter : (i + 1) * quarter] or rss[-1:]) for i in range(4)]
     return {
         "sent": sent[0],
         "in_bars": done,
         "lag_p50_s": warm[len(warm) // 2],
         "lag_p99_s": warm[min(len(warm) - 1, int(len(warm) * 0.99))],
         "lag_max_s": warm[-1],
-        "rss_first_quarter_mb": max(rss[:quarter]),
-        "rss_last_quarter_mb": max(rss[-quarter:]),
+        "rss_quarters_mb": quarters,
     }
 
 
@@ -305,20 +305,37 @@ def _capture_payloads() -> list[bytes]:
     "--rate", default=8_000.0, show_default=True, help="Simulator rate for the end-to-end run (sustainable here)."
 )
 @click.option("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"), show_default=True)
-@click.option("--only", type=click.Choice(["processor"]), help="Run just this benchmark and print it (no docs).")
-def main(trades: int, rate: float, out: str, only: str | None) -> None:
+@click.option("--only", type=click.Choice(["processor", "live"]), help="Run just this benchmark and print it.")
+@click.option("--live-rate", default=50_000.0, show_default=True, help="Trades/s of the live-feed run.")
+@click.option("--live-seconds", default=600.0, show_default=True, help="Length of the live-feed run.")
+def main(trades: int, rate: float, out: str, only: str | None, live_rate: float, live_seconds: float) -> None:
     payloads = _capture_payloads()
     bootstrap = kafka_local.ensure_running()
-    if only == "processor":
-        with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
-            proc_rate, proc_s = bench_processor(_fresh_settings(bootstrap), trades, Path(tmp))
-        click.echo(f"processor alone: {trades:,} trades: {proc_rate:,.0f} trades/s ({proc_s:.1f} s)")
-        return
     results: list[tuple[str, str]] = []
 
     def record(name: str, value: str) -> None:
         click.echo(f"{name}: {value}")
         results.append((name, value))
+
+    def record_live(workdir: Path) -> None:
+        live = bench_live(_fresh_settings(bootstrap), live_rate, live_seconds, workdir)
+        record(f"live feed {live_rate / 1000:,.0f}k trades/s for {live_seconds:,.0f} s into one processor "
+               "(feeder on the same box): trades in bars / sent",
+               f"{live['in_bars']:,} / {live['sent']:,}")  # fmt: skip
+        record("  lag of final 1s bars after window end (lateness 500 ms included): p50 / p99 / max",
+               f"{live['lag_p50_s']:.2f} s / {live['lag_p99_s']:.2f} s / {live['lag_max_s']:.2f} s")  # fmt: skip
+        record("  processor RSS (max) in the 1st / 2nd / 3rd / 4th quarter of the run",
+               " / ".join(f"{mb:.0f}" for mb in live["rss_quarters_mb"]) + " MB")  # fmt: skip
+
+    if only == "processor":
+        with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
+            proc_rate, proc_s = bench_processor(_fresh_settings(bootstrap), trades, Path(tmp))
+        click.echo(f"processor alone: {trades:,} trades: {proc_rate:,.0f} trades/s ({proc_s:.1f} s)")
+        return
+    if only == "live":
+        with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
+            record_live(Path(tmp))
+        return
 
     record("parse + normalize, Binance USD-M trades (1 core)", f"{bench_parse(payloads):,.0f} msgs/s")
     record("parse + normalize + Avro encode (1 core)", f"{bench_encode(payloads):,.0f} msgs/s")
@@ -336,13 +353,7 @@ def main(trades: int, rate: float, out: str, only: str | None) -> None:
         e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
         record(f"end to end: simulator at {rate:,.0f}/s -> ClickHouse, {trades:,} trades",
                f"{e2e_rate:,.0f} trades/s ({e2e_s:.1f} s)")  # fmt: skip
-        live = bench_live(fresh(), 20_000.0, 120.0, workdir)
-        record("live feed 20k trades/s for 120 s into one processor: trades in bars / sent",
-               f"{live['in_bars']:,} / {live['sent']:,}")  # fmt: skip
-        record("  lag of final 1s bars after window end (lateness 500 ms included): p50 / p99 / max",
-               f"{live['lag_p50_s']:.2f} s / {live['lag_p99_s']:.2f} s / {live['lag_max_s']:.2f} s")  # fmt: skip
-        record("  processor RSS, first vs last quarter of the run",
-               f"{live['rss_first_quarter_mb']:.0f} MB / {live['rss_last_quarter_mb']:.0f} MB")  # fmt: skip
+        record_live(workdir)
         rss = bench_connector_rss(50, 2000.0, 30.0, workdir)
         record("connector peak RSS, 50 instruments subscribed, 2,000 msgs/s for 30 s", f"{rss:.0f} MB")
     _write(Path(out), results, venue_benchmarks())
