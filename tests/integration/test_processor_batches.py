@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 from confluent_kafka import Consumer
 
 from tapeline.codec import AvroCodec
-from tapeline.config import ClickHouseSettings, ProcessorSettings, Settings
+from tapeline.config import ProcessorSettings, Settings
 from tapeline.events import Trade, TradeBatch, TradeGap
 from tapeline.kafka import ensure_topics
 from tapeline.processor import BarPipeline
@@ -27,15 +26,15 @@ def trade(at_s: float, qty: float, side: str, trade_id: int) -> Trade:
 
 
 def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lettered(
-    settings: Settings, tmp_path: Path
+    settings: Settings, store: BarStore
 ) -> None:
+    # `store`: the session's embedded ClickHouse (one per process), on this test's own database
     settings = settings.model_copy(update={
-        "clickhouse": ClickHouseSettings(dsn=f"chdb://{tmp_path / 'chdb'}"),
         "processor": ProcessorSettings(intervals=["1s", "1m"], allowed_lateness_ms=0, correction_horizon_ms=30_000),
     })  # fmt: skip
     ensure_topics(settings, [settings.topics.dead_letter, settings.topics.bars])
     codec = AvroCodec()
-    pipeline = BarPipeline(settings, BarStore.open(settings.clickhouse))
+    pipeline = BarPipeline(settings, store)
     too_late = trade(0.7, 3, "sell", 4)
     messages = [
         TradeBatch.of([trade(0.5, 1, "buy", 1), trade(1.5, 2, "buy", 2), trade(40.5, 1, "sell", 3)]),
