@@ -45,7 +45,7 @@ class _Acc:
         self.max_delta = -math.inf
         self.min_delta = math.inf
         self.incomplete = False
-        self._add_volume(trade)
+        self.add(trade)  # the prices are set already; this adds the volume
 
     @classmethod
     def from_bar(cls, bar: Bar) -> _Acc:
@@ -72,7 +72,7 @@ class _Acc:
             self.open, self.open_ts = price, trade.ts_ns
         if trade.ts_ns >= self.close_ts:
             self.close, self.close_ts = price, trade.ts_ns
-        # _add_volume, inlined: this runs once per trade and interval
+        # volume and the running delta (inline: this runs once per trade and interval)
         if trade.side == "buy":
             self.buy_base += trade.qty_base
             self.buy_quote += trade.notional_quote
@@ -81,22 +81,6 @@ class _Acc:
             self.sell_base += trade.qty_base
             self.sell_quote += trade.notional_quote
             self.sell_trades += 1
-        running = self.buy_base - self.sell_base
-        if running > self.max_delta:
-            self.max_delta = running
-        if running < self.min_delta:
-            self.min_delta = running
-
-    def _add_volume(self, trade: Trade) -> None:
-        if trade.side == "buy":
-            self.buy_base += trade.qty_base
-            self.buy_quote += trade.notional_quote
-            self.buy_trades += 1
-        else:
-            self.sell_base += trade.qty_base
-            self.sell_quote += trade.notional_quote
-            self.sell_trades += 1
-        # running delta inside the bar, in arrival (venue) order: how far aggression pushed before it turned
         running = self.buy_base - self.sell_base
         if running > self.max_delta:
             self.max_delta = running
