@@ -192,8 +192,7 @@ class BarAggregator(WindowedAggregator):
             else:
                 series.open_bars[bar.start_ns] = _Acc.from_bar(bar)
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
-        for inst_key in self._by_instrument:
-            self._retain_restored(inst_key)
+        self._settle_restored()
 
     def drain(self) -> list[Bar]:
         """Rows to persist since the last drain: newly final bars, then changed open bars."""

@@ -308,8 +308,7 @@ class FootprintAggregator(WindowedAggregator):
             self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
         for (venue, instrument), bar in newest.items():
             self.policy.pin(venue, instrument, bar.bucket_size)
-        for inst_key in self._by_instrument:
-            self._retain_restored(inst_key)
+        self._settle_restored()
 
     def drain(self) -> tuple[list[FootprintLevel], list[FootprintBar]]:
         """Rows to persist since the last drain: newly final bars, then open bars that took trades."""

@@ -99,8 +99,7 @@ class LiquidationAggregator(WindowedAggregator):
             # bars keep no event times: the watermark resumes from the newest bar's start (a little lenient,
             # so a restarted worker may still correct a bar the old one would have called too old)
             self._max_ts[key] = max(self._max_ts.get(key, bar.start_ns), bar.start_ns)
-        for inst_key in self._by_instrument:
-            self._retain_restored(inst_key)
+        self._settle_restored()
 
     def _open(self, series: Series, event: Liquidation) -> _Window:
         acc = _Window()

@@ -207,12 +207,14 @@ class WindowedAggregator(ABC):
             del closed[oldest]
         series.first_closed_end = math.inf
 
-    def _retain_restored(self, inst_key: tuple[str, str]) -> None:
-        """After a restore: `closed` in start order and within the horizon of the restored clock; gates set."""
-        max_ts = self._max_ts.get(inst_key)
-        for series in self._by_instrument.get(inst_key, ()):
-            series.closed = dict(sorted(series.closed.items()))
-            series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf
-            series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
-            if max_ts is not None:
-                self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
+    def _settle_restored(self) -> None:
+        """End of a subclass's restore: `closed` in start order and within the horizon of the restored clock,
+        and the gates of `add` set from the restored windows."""
+        for inst_key, series_list in self._by_instrument.items():
+            max_ts = self._max_ts.get(inst_key)
+            for series in series_list:
+                series.closed = dict(sorted(series.closed.items()))
+                series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf
+                series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
+                if max_ts is not None:
+                    self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
