@@ -146,10 +146,13 @@ class Connector:
                 continue
             self._handle(out)
             trade_keys = self._trade_keys.setdefault(endpoint.url, set())
+            book_gap = False
             for event in out.events:
                 if type(event) is Trade:
                     trade_keys.add((event.symbol, event.instrument))
-            if any(isinstance(e, BookGap) for e in out.events):
+                elif type(event) is BookGap:
+                    book_gap = True
+            if book_gap:
                 # Venues without a REST resync (Bybit, OKX) resync a broken book by subscribing again.
                 for frame in self.session.resubscribe_frames(endpoint.url):
                     await ws.send(frame)
