@@ -540,8 +540,9 @@ class BybitSession(VenueSession):
         instrument = self._instrument(symbol)
         return Output([BookUpdate(self.VENUE, symbol, instrument, ts, recv, True, bids, asks, u, u, -1)])
 
+    @abstractmethod
     def _on_ticker(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
-        raise NotImplementedError
+        """A tickers message: linear and spot tickers differ in shape."""
 
     def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
         out = Output()
