@@ -23,8 +23,9 @@ import msgspec
 from tapeline.codec import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
 from tapeline.errors import SchemaError
-from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, Trade, TradeGap
+from tapeline.events import Bar, BookGap, BookUpdate, Liquidation, TradeGap
 from tapeline.flow.bars import BarAggregator
+from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
@@ -37,6 +38,22 @@ log = logging.getLogger(__name__)
 FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
 BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
+
+
+class TradeRun:
+    """Consecutive trades of one instrument within a batch, gathered column by column."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list] = {name: [] for name in TRADE_FIELDS}
+        self.positions: list[int] = []
+
+    def extend(self, batch: dict[str, list], base: int) -> None:
+        for name, column in batch.items():
+            self.lists[name].extend(column)
+        self.positions.extend(range(base, base + len(batch["ts_ns"])))
+
+    def columns(self) -> TradeColumns:
+        return TradeColumns.of_lists(self.lists, self.positions)
 
 
 class OrderedWrites:
@@ -149,16 +166,16 @@ class BarPipeline:
         self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
-    def decode(
-        self, frames: Sequence[tuple[bytes, int, str]]
-    ) -> tuple[list[tuple[Trade | TradeGap, int]], dict[str, list]]:
-        """(value, offset, context) -> (trade or trade gap, position), and the trades column by column for the
-        raw trades table (no per-row attribute reads); undecodable frames are dead-lettered.
+    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> tuple[list[TradeRun | tuple[TradeGap, int]],
+                                                                       dict[str, list]]:  # fmt: skip
+        """(value, offset, context) -> each instrument's trade runs and trade gaps in order, and the trades column
+        by column for the raw trades table; undecodable frames are dead-lettered.
 
         A message may hold a batch, so a trade's position is its offset and its index in the message:
-        offset << 16 | index, monotone within a partition like the offsets themselves.
+        offset << 16 | index, monotone within a partition like the offsets themselves. Consecutive messages of
+        an instrument form one run (a gap ends it); instruments are independent, so each is taken whole.
         """
-        out: list[tuple[Trade | TradeGap, int]] = []
+        pieces: dict[tuple[str, str], list[TradeRun | tuple[TradeGap, int]]] = {}
         columns: dict[str, list] = {name: [] for name in TRADE_FIELDS}
         for value, offset, context in frames:
             try:
@@ -167,49 +184,58 @@ class BarPipeline:
                 self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
                 continue
             if type(batch) is TradeGap:
-                out.append((batch, offset << 16))
+                pieces.setdefault((batch.venue, batch.instrument), []).append((batch, offset << 16))
                 continue
             count = len(batch["ts_ns"])
             if count > MAX_BATCH:
                 self.dead_letters.send(value, f"processor: batch of {count} trades exceeds {MAX_BATCH}", context)
                 continue
-            base = offset << 16
-            out.extend(zip(map(Trade, *batch.values()), range(base, base + count), strict=True))
+            if not count:
+                continue
+            runs = pieces.setdefault((batch["venue"][0], batch["instrument"][0]), [])
+            if not runs or type(runs[-1]) is not TradeRun:
+                runs.append(TradeRun())
+            runs[-1].extend(batch, offset << 16)
             for name, column in batch.items():
                 columns[name].extend(column)
-        return out, columns
+        return [piece for runs in pieces.values() for piece in runs], columns
 
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
         """Decode and aggregate a batch and start writing its results; returns the write's future (done: the
         batch is durable). The write overlaps the next batch's decoding and aggregation."""
         started = time.perf_counter()
-        trades, columns = self.decode(frames)
+        pieces, columns = self.decode(frames)
         now_ns = time.time_ns()
+        count = 0
         async with self._lock:
             if not self._consuming:
                 self._consuming = True
                 self.aggregator.touch(now_ns)
                 self.footprints.touch(now_ns)
-                if trades:
-                    log.info("first batch after start: position %d (offset %d)", trades[0][1], trades[0][1] >> 16)
-            for trade, offset in trades:
-                if type(trade) is TradeGap:
-                    self.aggregator.add_gap(trade, offset)
+                if pieces:
+                    first = pieces[0][1] if type(pieces[0]) is tuple else pieces[0].positions[0]
+                    log.info("first batch after start: position %d (offset %d)", first, first >> 16)
+            for piece in pieces:
+                if type(piece) is tuple:
+                    self.aggregator.add_gap(*piece)
                     continue
-                self.footprints.add(trade, offset, now_ns)  # same windows: lateness is reported once, below
-                for interval in self.aggregator.add(trade, offset, now_ns):
+                trades = piece.columns()
+                count += len(trades)
+                self.footprints.add_columns(trades, now_ns)  # same windows: lateness is reported once, below
+                for i, interval in self.aggregator.add_columns(trades, now_ns):
+                    trade, position = trades.trade(i), int(trades.position[i])
                     LATE_TRADES.labels(interval, "dead_lettered").inc()
                     self.dead_letters.send(
                         self.codec.encode_event(trade),
                         f"processor: late trade: its {interval} bar was final and past the correction horizon",
-                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={offset >> 16}",
+                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={position >> 16}",
                     )
-            for interval, count in self.aggregator.corrections.items():
-                LATE_TRADES.labels(interval, "corrected").inc(count)
+            for interval, corrected in self.aggregator.corrections.items():
+                LATE_TRADES.labels(interval, "corrected").inc(corrected)
             self.aggregator.corrections.clear()
             rows = self.aggregator.drain()
             written = await self._writes.submit(self._write, columns, rows, self.footprints.drain())
-        TRADES_AGGREGATED.inc(len(trades))
+        TRADES_AGGREGATED.inc(count)
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return written
 

@@ -11,43 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.capture import merge_tagged
-from tapeline.errors import BadMessage
-from tapeline.events import Trade
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
-from tapeline.replay import drive
 from tapeline.store.clickhouse import BarStore
-from tapeline.venues import make_session
-from tests.datafiles import data_files
+from tests.datafiles import VENUE_TRADE_CAPTURES, data_files, venue_trades
 
-CAPTURES = {
-    "binance-usdm": ["binance_usdm/aggTrade/cryptofeed_*.jsonl", "binance_usdm/trade/hftbacktest_*.gz"],
-    "bybit-linear": ["bybit_v5/publicTrade/cryptofeed_v3_*linear.jsonl"],
-    "bybit-spot": ["bybit_v5/publicTrade/cryptofeed_v3_*spot.jsonl"],
-    "okx": ["okx_v5/rest_instruments/cryptofeed_*.jsonl", "okx_v5/trades/cryptofeed_*.jsonl"],
-    "hyperliquid": ["hyperliquid/trades/hftbacktest_*.jsonl"],
-}
 BUCKET_BPS = 2.0
 LATE_ENOUGH = 10**15  # no trade is late: the reference has no notion of lateness
 
 
-def _trades(venue: str) -> list[Trade]:
-    files = [f for pattern in CAPTURES[venue] for f in data_files(pattern)]
-    session = make_session(venue)
-    trades = []
-    for _, line in merge_tagged(files):
-        try:
-            trades += [e for e in drive(session, line).events if isinstance(e, Trade)]
-        except BadMessage:  # e.g. an OKX option trade: out of scope, not a trade of ours
-            continue
-    return trades
-
-
 @pytest.mark.data
-@pytest.mark.parametrize("venue", list(CAPTURES))
+@pytest.mark.parametrize("venue", list(VENUE_TRADE_CAPTURES))
 def test_bars_and_footprints_equal_sql_over_raw_trades(venue: str, store_factory: Callable[[], BarStore]) -> None:
-    trades = _trades(venue)
+    trades = venue_trades(venue)
     assert len(trades) >= 15, venue
     store = store_factory()
     store.insert_trades(trades)
@@ -114,7 +90,7 @@ def test_bars_and_footprints_equal_sql_over_raw_trades(venue: str, store_factory
 
 
 def test_capture_patterns_exist() -> None:
-    for patterns in CAPTURES.values():
+    for patterns in VENUE_TRADE_CAPTURES.values():
         for pattern in patterns:
             assert data_files(pattern), pattern
     assert Path(__file__).exists()

@@ -23,7 +23,10 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from tapeline.events import Bar, Trade, TradeGap
+from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator
 
 BASE_DECIMALS = 10
@@ -87,9 +90,42 @@ class _Acc:
         if running < self.min_delta:
             self.min_delta = running
 
+    def add_many(self, columns: TradeColumns, idx: slice | np.ndarray) -> None:
+        """`add` for the trades `columns[idx]` in order, in bulk. Sums are running sums (np.cumsum adds in order,
+        from the current value), so every float is the one `add` would reach."""
+        ts, price, qty, buy = columns.ts[idx], columns.price[idx], columns.qty[idx], columns.buy[idx]
+        notional = columns.notional[idx]
+        high, low = float(price.max()), float(price.min())
+        if high > self.high:
+            self.high = high
+        if low < self.low:
+            self.low = low
+        first = int(ts.argmin())  # the earliest; ties: the first to arrive
+        if ts[first] < self.open_ts:
+            self.open, self.open_ts = float(price[first]), int(ts[first])
+        last = len(ts) - 1 - int(ts[::-1].argmax())  # the latest; ties: the last to arrive
+        if ts[last] >= self.close_ts:
+            self.close, self.close_ts = float(price[last]), int(ts[last])
+        buy_base = _running(self.buy_base, np.where(buy, qty, 0.0))
+        sell_base = _running(self.sell_base, np.where(buy, 0.0, qty))
+        self.buy_base, self.sell_base = float(buy_base[-1]), float(sell_base[-1])
+        self.buy_quote = float(_running(self.buy_quote, np.where(buy, notional, 0.0))[-1])
+        self.sell_quote = float(_running(self.sell_quote, np.where(buy, 0.0, notional))[-1])
+        buys = int(np.count_nonzero(buy))
+        self.buy_trades += buys
+        self.sell_trades += len(ts) - buys
+        running = buy_base - sell_base
+        self.max_delta = max(self.max_delta, float(running.max()))
+        self.min_delta = min(self.min_delta, float(running.min()))
+
     @property
     def delta_base(self) -> float:
         return self.buy_base - self.sell_base
+
+
+def _running(start: float, values: np.ndarray) -> np.ndarray:
+    """start + v0, (start + v0) + v1, ...: the values a float accumulator takes, added in order."""
+    return np.cumsum(np.concatenate(([start], values)))[1:]
 
 
 @dataclass(eq=False)
@@ -221,6 +257,9 @@ class BarAggregator(WindowedAggregator):
             start = trade.ts_ns - trade.ts_ns % series.width_ns
             acc.incomplete = any(start < to_ns and start + series.width_ns > from_ns for from_ns, to_ns in spans)
         return acc
+
+    def _add_many(self, series: Series, acc: _Acc, columns: TradeColumns, idx: slice | np.ndarray) -> None:
+        acc.add_many(columns, idx)
 
     def _finalize(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
         series.cvd_closed += acc.delta_base

@@ -56,9 +56,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import msgspec
+import numpy as np
 
 from tapeline.events import Trade
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
+from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator
 
 DEFAULT_TARGET_BPS = 5.0
@@ -229,6 +231,30 @@ class _Open:
         if trade.ts_ns > self.last_ts:
             self.last_ts = trade.ts_ns
 
+    def add_many(self, columns: TradeColumns, idx: slice | np.ndarray) -> None:
+        """`add` for the trades `columns[idx]` in order, in bulk: np.add.at adds in order, from the current
+        values, so every level's volume is the float `add` would reach."""
+        price, qty, buy = columns.price[idx], columns.qty[idx], columns.buy[idx]
+        index = np.floor(price / self.bucket + _EPSILON).astype(np.int64)  # bucket_index, vectorized
+        traded, level_of = np.unique(index, return_inverse=True)
+        levels = [self.levels.get(i) or _Level() for i in traded.tolist()]
+        buy_volume = np.array([lv.buy for lv in levels])
+        sell_volume = np.array([lv.sell for lv in levels])
+        np.add.at(buy_volume, level_of, np.where(buy, qty, 0.0))
+        np.add.at(sell_volume, level_of, np.where(buy, 0.0, qty))
+        buys = np.bincount(level_of, weights=buy, minlength=len(levels)).astype(np.int64).tolist()
+        trades = np.bincount(level_of, minlength=len(levels)).tolist()
+        volumes = zip(traded.tolist(), levels, buy_volume.tolist(), sell_volume.tolist(), buys, trades, strict=True)
+        for i, level, bought, sold, buy_count, count in volumes:
+            level.buy, level.sell = bought, sold
+            level.buy_trades += buy_count
+            level.sell_trades += count - buy_count
+            self.levels[i] = level
+        self.quote = float(np.cumsum(np.concatenate(([self.quote], columns.notional[idx])))[-1])
+        newest = int(columns.ts[idx].max())
+        if newest > self.last_ts:
+            self.last_ts = newest
+
 
 class FootprintAggregator(WindowedAggregator):
     """Footprint bars for many venue-instruments and intervals (windowing: flow/windows.py).
@@ -336,6 +362,9 @@ class FootprintAggregator(WindowedAggregator):
         acc = _Open(self.policy.size(trade.venue, trade.instrument, trade.price))
         acc.add(trade)
         return acc
+
+    def _add_many(self, series: Series, acc: _Open, columns: TradeColumns, idx: slice | np.ndarray) -> None:
+        acc.add_many(columns, idx)
 
     def _finalize(self, series: Series, start: int, acc: _Open, version: int) -> None:
         self._rows(series, start, acc, True, version, self._final_levels, self._final_bars)

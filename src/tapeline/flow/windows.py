@@ -13,18 +13,24 @@
   never has windows closed under it by the wall clock.
 
 Subclasses say what an open window accumulates (`_open`) and what a final one becomes (`_finalize`).
+`add_columns` takes a run of trades as numpy columns and applies them window by window (`_add_many`),
+with the same result, to the bit, as `add` for each trade in order.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 from tapeline.config import INTERVAL_NS
+from tapeline.flow.columns import TradeColumns
 
 
 @dataclass(eq=False)  # identity hash: series are kept in a dirty set
@@ -68,6 +74,14 @@ class WindowedAggregator(ABC):
     @abstractmethod
     def _finalize(self, series: Series, start: int, acc: Any, version: int) -> None:
         """A window became final (popped from the open ones already)."""
+
+    def _add_many(self, series: Series, acc: Any, columns: TradeColumns, idx: slice | np.ndarray) -> None:
+        """Apply the trades `columns[idx]` (arrival order, all of this window) to `acc`.
+
+        Default: one by one; a subclass with a bulk form must give the same result to the bit.
+        """
+        for i in np.arange(len(columns))[idx].tolist():
+            acc.add(columns.trade(i))
 
     def _correct(self, series: Series, start: int, acc: Any, event: Any, created: bool, version: int) -> None:
         """A late `event` was applied to the final window `acc` (`created`: the window had no event before).
@@ -138,6 +152,103 @@ class WindowedAggregator(ABC):
                     self._forget(series, cutoff)
         return late
 
+    def add_columns(self, columns: TradeColumns, now_ns: int = 0) -> list[tuple[int, str]]:
+        """`add` for each trade of `columns` in order, done in bulk; returns (index, interval) of the trades too
+        late for an interval, past the correction horizon.
+
+        Whether a trade is late depends only on the trade times before it, so it is known up front: late
+        trades (rare) go through `add` one by one, and the runs between them are applied window by window.
+        """
+        n = len(columns)
+        if not n:
+            return []
+        inst_key = (columns.venue, columns.instrument)
+        series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
+        ts, position = columns.ts, columns.position
+        max_ts = self._max_ts.get(inst_key)
+        before = np.empty_like(ts)  # the newest trade time before each trade (the first: its own, if none yet)
+        before[0] = ts[0] if max_ts is None else max_ts
+        np.maximum.accumulate(np.maximum(ts[:-1], before[0]), out=before[1:])
+        watermark = before - self.lateness_ns
+        late_somewhere = np.zeros(n, dtype=bool)
+        for series in series_list:
+            width = series.width_ns
+            end = ts - ts % width + width
+            late = end <= watermark
+            if series.closed_until_ns is not None:
+                late |= end - width < series.closed_until_ns
+            late_somewhere |= late & (position > series.version)
+        too_late: list[tuple[int, str]] = []
+        begin = 0
+        for i in [*np.flatnonzero(late_somewhere).tolist(), n]:
+            if i > begin:
+                self._add_run(inst_key, series_list, columns, begin, i, now_ns)
+            if i < n:
+                too_late.extend((i, interval) for interval in self.add(columns.trade(i), int(position[i]), now_ns))
+            begin = i + 1
+        return too_late
+
+    def _add_run(self, inst_key: tuple[str, str], series_list: list[Series], columns: TradeColumns, begin: int,
+                 end: int, now_ns: int) -> None:  # fmt: skip
+        """Trades [begin, end) of `columns`, none of them late: each window takes its trades at once, then the
+        clock advances and windows close with the version `add` would have given them."""
+        self._last_seen[inst_key] = now_ns
+        ts, position = columns.ts[begin:end], columns.position[begin:end]
+        for series in series_list:
+            skip = int(np.searchsorted(position, series.version, side="right"))  # applied before a restart
+            if skip < len(ts):
+                self._add_windows(series, columns, begin + skip, ts[skip:])
+                series.version = int(position[-1])
+                self._dirty.add(series)
+        max_ts = self._max_ts.get(inst_key)
+        newest = np.maximum.accumulate(ts if max_ts is None else np.maximum(ts, max_ts))
+        if max_ts is not None and newest[-1] <= max_ts:
+            return  # the clock did not move
+        self._max_ts[inst_key] = int(newest[-1])
+        after = newest - self.lateness_ns  # the watermark after each trade
+        moved = 0 if max_ts is None else int(np.argmax(newest > max_ts))  # windows close when the clock moves
+
+        def version_at(window_end: int) -> int:
+            return int(position[max(moved, int(np.searchsorted(after, window_end)))])
+
+        watermark = int(after[-1])
+        for series in series_list:
+            if series.first_open_end <= watermark:
+                self._close_series(series, watermark, 0, version_at)
+            if series.first_closed_end <= watermark - self.horizon_ns:
+                self._forget(series, watermark - self.horizon_ns)
+
+    def _add_windows(self, series: Series, columns: TradeColumns, offset: int, ts: np.ndarray) -> None:
+        """Trades offset.. of `columns` (times `ts`) into their windows of `series`, window by window, windows in
+        order of their first trade (as `add` opens them), each window's trades in arrival order."""
+        width = series.width_ns
+        starts = ts - ts % width
+        if len(starts) == 1 or bool((starts[1:] >= starts[:-1]).all()):
+            order = None
+            grouped = starts
+        else:
+            order = np.argsort(starts, kind="stable")
+            grouped = starts[order]
+        bounds = [0, *(np.flatnonzero(grouped[1:] != grouped[:-1]) + 1).tolist(), len(ts)]
+        groups = list(itertools.pairwise(bounds))
+        if order is not None:
+            groups.sort(key=lambda g: int(order[g[0]]))
+        for a, b in groups:
+            start = int(grouped[a])
+            idx: slice | np.ndarray = slice(offset + a, offset + b) if order is None else order[a:b] + offset
+            acc = series.open_bars.get(start)
+            opened = acc is None
+            if opened:  # its first trade opens it, as in `add`
+                first = offset + a if order is None else int(order[a]) + offset
+                acc = series.open_bars[start] = self._open(series, columns.trade(first))
+                if start + width < series.first_open_end:
+                    series.first_open_end = start + width
+                idx = idx[1:] if order is not None else slice(first + 1, offset + b)
+            if not opened or b - a > 1:
+                self._add_many(series, acc, columns, idx)
+            if self.TRACK_CHANGED:
+                series.changed.add(start)
+
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
         """Finalize windows of instruments that received no event for `idle_ns` of processing time.
 
@@ -179,14 +290,16 @@ class WindowedAggregator(ABC):
         for series_list in self._by_instrument.values():
             yield from series_list
 
-    def _close_series(self, series: Series, watermark: int, version: int) -> None:
+    def _close_series(self, series: Series, watermark: int, version: int,
+                      version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
+        """Finalize the open windows that end at or before `watermark`, at `version` (or `version_at(end)`)."""
         if not series.open_bars:
             return
         width = series.width_ns
         for start in sorted(s for s in series.open_bars if s + width <= watermark):
             acc = series.open_bars.pop(start)
             series.closed_until_ns = start + width
-            self._finalize(series, start, acc, version)
+            self._finalize(series, start, acc, version if version_at is None else version_at(start + width))
             if self.horizon_ns:
                 if not series.closed:
                     series.first_closed_end = start + width
