@@ -12,12 +12,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from prometheus_client.parser import text_string_to_metric_families
 
 from tapeline.capture import read_capture
 from tapeline.codec import AvroCodec
@@ -71,10 +72,11 @@ def bench_produce(payloads: list[bytes], settings: Settings) -> float:
 
 
 def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[float, float]:
-    """Processor alone: (trades/s, seconds) from the first trade published until all are in bars.
+    """Processor alone: (trades/s, seconds) consuming a backlog, from the first bar visible until all trades are.
 
-    The processor is started and joined to its group first; the trades are then published as the
-    connector would (per-instrument batches), faster than the processor consumes them.
+    The trades are published first, as the connector would (per-instrument batches); the processor then
+    starts on the backlog. Timing starts when the first batch is visible and counts only the trades after
+    it, so neither the group join nor the publisher's speed enters the rate.
     """
     payloads = _capture_payloads()
     parsed = [t for p in payloads for t in binance_usdm.parse(p, 1)]
@@ -90,14 +92,12 @@ def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[flo
     producer = make_producer(settings)
     publisher = EventPublisher(producer, settings.topics)
 
-    def publish() -> None:
-        for trade in feed:
-            publisher.publish([trade])
-            producer.poll(0)
-        publisher.flush_all()
-        producer.flush()
-
-    return _time_to_bars(settings, trades, workdir, extra_env={}, before=publish)
+    for trade in feed:
+        publisher.publish([trade])
+        producer.poll(0)
+    publisher.flush_all()
+    producer.flush()
+    return _time_to_bars(settings, trades, workdir, extra_env={})
 
 
 def bench_end_to_end(settings: Settings, trades: int, rate: float, workdir: Path) -> tuple[float, float]:
@@ -144,13 +144,14 @@ def bench_connector_rss(instruments: int, rate: float, seconds: float, workdir: 
 def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -> dict[str, float]:
     """Live feed at `rate` trades/s (trade time = now) into one processor worker: lag of final 1s bars
     after their window closes, processor RSS over the run, and whether it kept up."""
-    query_port = 19552
+    query_port, metrics_port = 19552, 19553
     env = {
         "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
         "TAPELINE_CLICKHOUSE__DSN": f"chdb://{workdir / ('chdb-' + uuid.uuid4().hex[:8])}",
         "TAPELINE_PROCESSOR__APP_ID": f"{settings.topics.prefix}live",
         "TAPELINE_QUERY__PORT": str(query_port),
+        "TAPELINE_METRICS__PORT": str(metrics_port),
         "TAPELINE_LOG_LEVEL": "WARNING",
     }
     ensure_topics(settings, [settings.topics.trades])
@@ -216,6 +217,7 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
             time.sleep(5)
             done = sum(b.trades for i in ("BTC-USDT-PERP", "ETH-USDT-PERP")
                        for b in client.get_bars("binance-usdm", i, "1m", 0, 2**62))  # fmt: skip
+            batches = _histogram_means(f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         stop.set()
         proc.stop()
@@ -231,7 +233,26 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
         "lag_max_s": warm[-1],
         "rss_quarters_mb": quarters,
         "query_p50_s": sorted(query_s)[len(query_s) // 2],
+        "batches": batches,
     }
+
+
+def _histogram_means(url: str) -> dict[str, float]:
+    """Mean of each tapeline_processor_* histogram a service exposes, and its count as `<name>_count`."""
+    families = text_string_to_metric_families(urllib.request.urlopen(url, timeout=10).read().decode())
+    sums: dict[str, float] = {}
+    for family in families:
+        if family.type == "histogram" and family.name.startswith("tapeline_processor_"):
+            for sample in family.samples:
+                if sample.name.endswith(("_sum", "_count")):
+                    sums[sample.name] = sample.value
+    out = {}
+    for name, value in sums.items():
+        if name.endswith("_count"):
+            base = name.removesuffix("_count")
+            out[base.removeprefix("tapeline_processor_")] = sums[base + "_sum"] / value if value else 0.0
+            out[base.removeprefix("tapeline_processor_") + "_count"] = value
+    return out
 
 
 def venue_benchmarks() -> str:
@@ -249,7 +270,6 @@ def _time_to_bars(
     workdir: Path,
     extra_env: dict[str, str],
     with_connector: bool = False,
-    before: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
     query_port = 19551
     env = {
@@ -268,11 +288,7 @@ def _time_to_bars(
     try:
         with QueryClient(f"127.0.0.1:{query_port}") as client:
             client.wait_ready(120)
-            first_seen = None
-            if before is not None:
-                time.sleep(8)  # the Faust worker joins its group after the gRPC server is up
-                first_seen = time.monotonic()
-                threading.Thread(target=before, daemon=True).start()
+            first_seen, first_done = None, 0
             while True:
                 for proc in procs:
                     if not proc.running:
@@ -285,10 +301,10 @@ def _time_to_bars(
                     bars = []
                 done = sum(b.trades for b in bars)
                 if done and first_seen is None:
-                    first_seen = time.monotonic()
+                    first_seen, first_done = time.monotonic(), done
                 if done >= trades:
                     elapsed = time.monotonic() - (first_seen or started)
-                    return trades / elapsed, elapsed
+                    return (trades - first_done) / elapsed, elapsed
                 if time.monotonic() - started > 900:
                     sys.exit(f"only {done} of {trades} trades reached ClickHouse in 900 s")
                 time.sleep(0.1)
@@ -331,6 +347,11 @@ def main(trades: int, rate: float, out: str, only: str | None, live_rate: float,
                f"(GetBars answered in {live['query_p50_s']:.2f} s, median)")  # fmt: skip
         record("  processor RSS (max) in the 1st / 2nd / 3rd / 4th quarter of the run",
                " / ".join(f"{mb:.0f}" for mb in live["rss_quarters_mb"]) + " MB")  # fmt: skip
+        b = live["batches"]
+        record("  processor batches: count / mean trades / mean aggregate s / mean write s / mean wait for the "
+               "previous write s",
+               f"{b['batch_trades_count']:,.0f} / {b['batch_trades']:,.0f} / {b['batch_seconds']:.3f} / "
+               f"{b['write_seconds']:.3f} / {b['write_wait_seconds']:.3f}")  # fmt: skip
 
     if only == "processor":
         with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:

@@ -16,7 +16,17 @@ LATE_TRADES = Counter(
     ["interval", "outcome"],
 )
 BAR_ROWS_WRITTEN = Counter("tapeline_bar_rows_written_total", "Bar rows written to ClickHouse", ["final"])
-BATCH_SECONDS = Histogram("tapeline_processor_batch_seconds", "Processor batch: decode, aggregate, write")
+BATCH_SECONDS = Histogram("tapeline_processor_batch_seconds", "Processor batch: decode and aggregate (CPU)")
+BATCH_TRADES = Histogram(
+    "tapeline_processor_batch_trades", "Trades per processor batch", buckets=(10, 100, 1e3, 5e3, 2e4, 1e5, 5e5)
+)
+WRITE_SECONDS = Histogram(
+    "tapeline_processor_write_seconds", "Processor batch write: trades, bars and footprints to ClickHouse, final bars "
+    "to Kafka (overlaps the next batch)"
+)  # fmt: skip
+WRITE_WAIT_SECONDS = Histogram(
+    "tapeline_processor_write_wait_seconds", "Time a batch's write waited for the previous batch's write"
+)
 SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])
 RPC_REQUESTS = Counter("tapeline_rpc_requests_total", "gRPC requests", ["method", "code"])
 

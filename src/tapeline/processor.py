@@ -30,7 +30,15 @@ from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, Footprint
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
 from tapeline.kafka import DeadLetters, ensure_topics, make_producer, produce
-from tapeline.metrics import BAR_ROWS_WRITTEN, BATCH_SECONDS, LATE_TRADES, TRADES_AGGREGATED
+from tapeline.metrics import (
+    BAR_ROWS_WRITTEN,
+    BATCH_SECONDS,
+    BATCH_TRADES,
+    LATE_TRADES,
+    TRADES_AGGREGATED,
+    WRITE_SECONDS,
+    WRITE_WAIT_SECONDS,
+)
 from tapeline.store.clickhouse import BarStore
 
 log = logging.getLogger(__name__)
@@ -68,9 +76,15 @@ class OrderedWrites:
 
     async def submit(self, write: Callable[..., None], *args: Any) -> asyncio.Future:
         if self._last is not None:
-            await self._last
-        self._last = asyncio.get_running_loop().run_in_executor(None, write, *args)
+            with WRITE_WAIT_SECONDS.time():
+                await self._last
+        self._last = asyncio.get_running_loop().run_in_executor(None, _timed_write, write, *args)
         return self._last
+
+
+def _timed_write(write: Callable[..., None], *args: Any) -> None:
+    with WRITE_SECONDS.time():
+        write(*args)
 
 
 class SideTopicPipeline:
@@ -233,10 +247,11 @@ class BarPipeline:
             for interval, corrected in self.aggregator.corrections.items():
                 LATE_TRADES.labels(interval, "corrected").inc(corrected)
             self.aggregator.corrections.clear()
-            rows = self.aggregator.drain()
-            written = await self._writes.submit(self._write, columns, rows, self.footprints.drain())
+            rows, footprints = self.aggregator.drain(), self.footprints.drain()
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            written = await self._writes.submit(self._write, columns, rows, footprints)
         TRADES_AGGREGATED.inc(count)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
+        BATCH_TRADES.observe(count)
         return written
 
     async def close_idle(self) -> None:
