@@ -147,6 +147,9 @@ class ProcessorSettings(BaseModel):
     correction_horizon_ms: int = 300_000
     batch_max: int = 20_000
     batch_within_s: float = 0.1
+    # Longest the broker may hold a fetch for data. Faust fixes it at 1500 ms; a fetch parked that long
+    # at the log end left the processor idle and bars 1.5 s late, so it is bounded here.
+    fetch_max_wait_ms: int = 100
     # Close bars of quiet instruments by wall clock once this much time passed after their end.
     idle_close_ms: int = 3000
     write_trades: bool = True

@@ -24,6 +24,16 @@ WRITE_SECONDS = Histogram(
     "tapeline_processor_write_seconds", "Processor batch write: trades, bars and footprints to ClickHouse, final bars "
     "to Kafka (overlaps the next batch)"
 )  # fmt: skip
+EVENT_LAG_SECONDS = Histogram(
+    "tapeline_processor_event_lag_seconds", "Wall clock minus the newest trade time of a batch, when the batch is "
+    "consumed and when its results are written (visible)", ["stage"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
+)  # fmt: skip
+FINAL_BAR_LAG_SECONDS = Histogram(
+    "tapeline_processor_final_bar_lag_seconds", "Wall clock when a final bar is written minus its window end "
+    "(includes the allowed lateness)", ["interval"],
+    buckets=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0),
+)  # fmt: skip
 WRITE_WAIT_SECONDS = Histogram(
     "tapeline_processor_write_wait_seconds", "Time a batch's write waited for the previous batch's write"
 )
