@@ -43,6 +43,7 @@ from tapeline.metrics import (
     WRITE_SECONDS,
     WRITE_WAIT_SECONDS,
 )
+from tapeline.paths import run_dir
 from tapeline.store.clickhouse import BarStore
 
 log = logging.getLogger(__name__)
@@ -317,12 +318,15 @@ def bound_fetch_wait(max_wait_ms: int) -> None:
 
 def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
     bound_fetch_wait(settings.processor.fetch_max_wait_ms)
+    datadir = run_dir() / "faust" / settings.processor.app_id  # Faust's own files, not in the working directory
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
     kafka = settings.kafka
     app = faust.App(
         settings.processor.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=None,
         store="memory://",
+        datadir=str(datadir),
         value_serializer="raw",
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
