@@ -380,7 +380,7 @@ def main(trades: int, rate: float, out: str, only: str | None, live_rate: float,
         record("parse + normalize + Avro + produce, acks=all (1 core + broker)", f"{produced:,.0f} msgs/s")
         proc_rate, proc_s = bench_processor(fresh(), trades, workdir)
         record(f"processor alone, default metrics (bars at 6 intervals, 1m/5m footprints, raw trades): {trades:,} "
-               "trades Kafka -> ClickHouse",
+               "trades waiting in Kafka -> ClickHouse",
                f"{proc_rate:,.0f} trades/s ({proc_s:.1f} s)")  # fmt: skip
         e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
         record(f"end to end: simulator at {rate:,.0f}/s -> ClickHouse, {trades:,} trades",
@@ -408,8 +408,10 @@ def _write(path: Path, results: list[tuple[str, str]], venues: str) -> None:
         f"{platform.machine()}, 2 cores; broker, ClickHouse (embedded) and all services on the same box.\n"
         f"Last run: {stamp}.\n\n| what | result |\n|---|---|\n{rows}\n\n"
         "Per-core rates are the best of several runs over the 21,313 real trades of "
-        "`binance_usdm/trade/hftbacktest_2024-08-08...` in ../shared/data. The processor and end-to-end runs "
-        "count from the first bar visible through gRPC until all trades are in bars.\n\n"
+        "`binance_usdm/trade/hftbacktest_2024-08-08...` in ../shared/data. The processor-alone run consumes "
+        "trades already in Kafka; it and the end-to-end run count the trades after the first visible batch, from "
+        "then until all trades are in bars (seen through gRPC). The live run's feeder stamps trades with the wall "
+        "clock and publishes them as the connector does (per-instrument batches of at most 500, every 20 ms).\n\n"
         "## Venue parsers and books (one core, best of several runs, real captures)\n\n"
         "Peers measured on the same captures, one core each: tardis-dev maps Binance USD-M trades at ~600k/s and "
         "keeps the Binance depth book at ~15k msgs/s; cryptofeed normalizes the trades at ~300k/s, keeps that book "
