@@ -180,6 +180,9 @@ class BarPipeline:
         self.aggregator.restore(rows)
         levels, summaries = self.store.resume_footprints(self.horizon_ns)
         self.footprints.restore(levels, summaries)
+        for gap in reversed(self.store.resume_trade_gaps()):  # oldest first, as they arrived
+            for aggregator in (self.aggregator, self.footprints):
+                aggregator.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
         obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)
         self.side_topics[self.settings.topics.books].aggregator.restore(obi_rows)
         self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
@@ -234,9 +237,12 @@ class BarPipeline:
                 if pieces:
                     first = pieces[0][1] if type(pieces[0]) is tuple else pieces[0].positions[0]
                     log.info("first batch after start: position %d (offset %d)", first, first >> 16)
+            gaps = []
             for piece in pieces:
                 if type(piece) is tuple:
                     self.aggregator.add_gap(*piece)
+                    self.footprints.add_gap(*piece)
+                    gaps.append(piece[0])
                     continue
                 trades = piece.columns()
                 count += len(trades)
@@ -255,7 +261,7 @@ class BarPipeline:
             self.aggregator.corrections.clear()
             rows, footprints = self.aggregator.drain(), self.footprints.drain()
             BATCH_SECONDS.observe(time.perf_counter() - started)
-            written = await self._writes.submit(self._write, columns, rows, footprints, newest_ns)
+            written = await self._writes.submit(self._write, columns, rows, footprints, newest_ns, gaps)
         TRADES_AGGREGATED.inc(count)
         BATCH_TRADES.observe(count)
         if count:
@@ -274,9 +280,11 @@ class BarPipeline:
             if rows or footprints[1]:
                 await (await self._writes.submit(self._write, {}, rows, footprints))
 
-    def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0) -> None:
+    def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0,
+               gaps: Sequence[TradeGap] = ()) -> None:  # fmt: skip
         if self.settings.processor.write_trades:
             self.store.insert_trade_columns(trades)
+        self.store.insert_trade_gaps(gaps)  # with the batch: a restart still flags bars that open after a gap
         self.store.insert_bars(rows)
         levels, summaries = footprints
         self.store.insert_footprints(summaries, levels)

@@ -56,6 +56,20 @@ def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lett
     assert {s for s, b in seconds.items() if b.incomplete} == {40, 41}
     (minute,) = store.get_bars(VENUE, INSTRUMENT, "1m", T0, T0 + 60 * S, 10)
     assert minute.incomplete and minute.trades == 6 and not minute.final  # the minute was open for all of them
+    ((footprint, _),) = store.get_footprints(VENUE, INSTRUMENT, "1m", T0, T0 + 60 * S, 10)
+    assert footprint.incomplete and not footprint.final
+
+    # Restart right after a gap became durable: the bar that opens after it is still flagged.
+    gap = TradeGap(VENUE, "BTCUSDT", INSTRUMENT, T0 + int(41.9 * S), T0 + int(43.5 * S), "connection dropped")
+    asyncio.run(pipeline.process([(codec.encode_event(gap), 5, "trades/0@5")]))
+    restarted = BarPipeline(settings, store)
+    restarted.restore()
+    after = TradeBatch.of([trade(43.6, 1, "buy", 7), trade(44.6, 1, "buy", 8)])
+    asyncio.run(restarted.process([(codec.encode_event(after), 6, "trades/0@6")]))
+    seconds = {
+        (b.start_ns - T0) // S: b.incomplete for b in store.get_bars(VENUE, INSTRUMENT, "1s", T0, T0 + 60 * S, 100)
+    }
+    assert (seconds[43], seconds[44]) == (True, False)
 
     consumer = Consumer(settings.kafka.librdkafka(**{"group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}))
     consumer.subscribe([settings.topics.dead_letter])

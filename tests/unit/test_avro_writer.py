@@ -66,7 +66,7 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
                      rng.randrange(5), rng.randrange(5), ["buy", "sell"][: (n := rng.randrange(3))],
                      [rng.uniform(1, 1e5) for _ in range(n)], [rng.uniform(1, 1e5) for _ in range(n)],
                      rng.random() < 0.5, rng.random() < 0.5, rng.uniform(0, 1e9), rng.uniform(1, 1e5), ts + 1,
-                     rng.random() < 0.5, rng.randrange(2**62)),
+                     rng.random() < 0.5, rng.randrange(2**62), rng.random() < 0.5),
         ObiBar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(maybe() for _ in range(28)), rng.randrange(10**9),
                rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62)),
         trade_batch(rng, ts),

@@ -19,7 +19,7 @@ from tapeline.capture import read_capture
 from tapeline.cli import main
 from tapeline.codec import AvroCodec
 from tapeline.config import INTERVAL_NS
-from tapeline.events import Trade, as_record
+from tapeline.events import Trade, TradeGap, as_record
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import (
     BucketPolicy,
@@ -692,3 +692,28 @@ def test_cli_prints_the_aggregators_rows() -> None:
     assert {line.get("bucket_size") for line in lines} == {5.0}
     bad = CliRunner().invoke(main, ["footprint", "--bucket", "BTC-USDT-PERP", str(capture)])
     assert bad.exit_code == 2 and "INSTRUMENT=SIZE" in bad.output
+
+
+def test_a_trade_gap_flags_footprint_bars_existing_final_or_opened_later_and_restores() -> None:
+    gap = TradeGap("binance-usdm", "BTCUSDT", BTC, 70 * S, 130 * S, "connection dropped")
+    agg = FootprintAggregator(["1m"], 0, BucketPolicy({BTC: 10.0}), correction_horizon_ns=600 * S)
+    for position, ts in enumerate([10, 70, 100]):
+        agg.add(trade(ts, 100.0, 1.0, "buy"), position)
+    agg.drain()  # bar 0 is final, bar 1 open
+    agg.add_gap(gap, 3)
+    _, flagged = agg.drain()
+    assert {(b.start_ns // S, b.final, b.version) for b in flagged} == {(60, False, 3)}  # bar 0 ends before it
+    agg.add(trade(130, 100.0, 1.0, "buy"), 4)  # closes bar 1, opens bar 2 inside the gap
+    agg.add(trade(190, 100.0, 1.0, "buy"), 5)  # opens bar 3, after it
+    _, summaries = agg.drain()
+    latest = {b.start_ns // S: b for b in summaries}
+    assert (latest[60].incomplete, latest[60].final) == (True, True)
+    assert latest[120].incomplete and not latest[180].incomplete
+    restarted = FootprintAggregator(["1m"], 0, BucketPolicy({BTC: 10.0}), correction_horizon_ns=600 * S)
+    levels, summaries = agg.open_rows()
+    restarted.restore(levels, summaries)
+    assert [b.incomplete for b in restarted.open_rows()[1]] == [False]
+    restarted.remember_gap("binance-usdm", BTC, 200 * S, 250 * S)  # a gap read back from the store
+    restarted.add(trade(245, 100.0, 1.0, "buy"), 6)
+    restarted.flush()
+    assert {b.start_ns // S: b.incomplete for b in restarted.drain()[1]} == {180: False, 240: True}

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapeline.events import Bar, Trade, TradeGap
+from tapeline.events import Bar, Trade
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator
 
 BASE_DECIMALS = 10
 QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enough to drop noise
-MAX_GAPS = 64  # trade gaps remembered per instrument, for bars that open after the gap was reported
 
 
 class _Acc:
@@ -185,27 +184,6 @@ class BarAggregator(WindowedAggregator):
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
         super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self._final_rows: list[Bar] = []
-        self._gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}  # recent trade gaps per instrument
-
-    def add_gap(self, gap: TradeGap, position: int) -> None:
-        """Flag the bars overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
-        inst_key = (gap.venue, gap.instrument)
-        spans = self._gaps.setdefault(inst_key, [])
-        spans.append((gap.from_ns, gap.to_ns))
-        del spans[:-MAX_GAPS]
-        for series in self._series_for(inst_key):
-            if position <= series.version:
-                continue  # applied before a restart
-            width = series.width_ns
-            for start, acc in series.closed.items():
-                if start < gap.to_ns and start + width > gap.from_ns and not acc.incomplete:
-                    acc.incomplete = True
-                    self._final_rows.append(series.row(start, acc, acc.cvd_end, final=True, version=position))
-            for start, acc in series.open_bars.items():
-                if start < gap.to_ns and start + width > gap.from_ns:
-                    acc.incomplete = True
-            series.version = position
-            self._dirty.add(series)
 
     def restore(self, rows: Iterable[Bar]) -> None:
         """Rebuild state from persisted rows (latest version per key): each series' open bars and its
@@ -251,12 +229,10 @@ class BarAggregator(WindowedAggregator):
             yield series.row(start, acc, cvd, final=False, version=series.version)
 
     def _open(self, series: Series, trade: Trade) -> _Acc:
-        acc = _Acc(trade)
-        spans = self._gaps.get((series.venue, series.instrument))
-        if spans:
-            start = trade.ts_ns - trade.ts_ns % series.width_ns
-            acc.incomplete = any(start < to_ns and start + series.width_ns > from_ns for from_ns, to_ns in spans)
-        return acc
+        return _Acc(trade)
+
+    def _emit_final_again(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
+        self._final_rows.append(series.row(start, acc, acc.cvd_end, final=True, version=version))
 
     def _add_many(self, series: Series, acc: _Acc, columns: TradeColumns, idx: slice | np.ndarray) -> None:
         acc.add_many(columns, idx)

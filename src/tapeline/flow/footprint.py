@@ -8,6 +8,7 @@ always cover the same trades:
   The watermark of a venue-instrument is its newest trade time minus the allowed lateness; a bar is
   final once the watermark reaches its end, and a trade for a final bar is *late*: it is handed back.
 * Every row carries `version`, the source position of the trade after which it was computed.
+* A bar overlapping a trade gap is flagged `incomplete`, as flow bars are (flow/windows.py).
 
 Price buckets
 -------------
@@ -117,6 +118,7 @@ class FootprintBar(msgspec.Struct, gc=False):
     last_ts_ns: int = 0  # trade time of the latest trade in the bar (restores the watermark)
     final: bool = False
     version: int = 0
+    incomplete: bool = False  # the bar overlaps a trade gap: trades of its window may be missing
 
     @property
     def stacked_runs(self) -> list[tuple[str, float, float]]:
@@ -208,13 +210,14 @@ class _Level:
 class _Open:
     """Running state of one open footprint bar."""
 
-    __slots__ = ("bucket", "last_ts", "levels", "quote")
+    __slots__ = ("bucket", "incomplete", "last_ts", "levels", "quote")
 
     def __init__(self, bucket: float) -> None:
         self.bucket = bucket
         self.levels: dict[int, _Level] = {}
         self.quote = 0.0
         self.last_ts = -(2**63)
+        self.incomplete = False
 
     def add(self, trade: Trade) -> None:
         index = bucket_index(trade.price, self.bucket)
@@ -325,7 +328,7 @@ class FootprintAggregator(WindowedAggregator):
             bar_levels = bar_levels_of.get((bar.venue, bar.instrument, bar.interval, bar.start_ns))
             if bar_levels:  # final bars are kept for corrections, within the horizon (see flow/windows.py)
                 acc = _Open(bar.bucket_size)
-                acc.quote, acc.last_ts = bar.volume_quote, bar.last_ts_ns
+                acc.quote, acc.last_ts, acc.incomplete = bar.volume_quote, bar.last_ts_ns, bar.incomplete
                 for level in bar_levels:
                     acc.levels[round(level.price / level.bucket_size)] = _Level(
                         level.buy_base, level.sell_base, level.buy_trades, level.sell_trades
@@ -451,4 +454,5 @@ class FootprintAggregator(WindowedAggregator):
             last_ts_ns=acc.last_ts,
             final=final,
             version=version,
+            incomplete=acc.incomplete,
         ))  # fmt: skip

@@ -11,6 +11,8 @@
   already applied is a replay after a restart and is skipped, so replays never count twice.
 * Quiet instruments close on processing time (`close_idle`), so a consumer catching up on a backlog
   never has windows closed under it by the wall clock.
+* A trade gap (the source lost trades between two times) flags every window overlapping it `incomplete`:
+  open ones, kept final ones (emitted again) and those that open later (`add_gap`).
 
 Subclasses say what an open window accumulates (`_open`) and what a final one becomes (`_finalize`).
 `add_columns` takes a run of trades as numpy columns and applies them window by window (`_add_many`),
@@ -30,7 +32,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tapeline.config import INTERVAL_NS
+from tapeline.events import TradeGap
 from tapeline.flow.columns import TradeColumns
+
+MAX_GAPS = 64  # trade gaps remembered per instrument, for windows that open after the gap was reported
 
 
 @dataclass(eq=False)  # identity hash: series are kept in a dirty set
@@ -64,6 +69,7 @@ class WindowedAggregator(ABC):
         self._max_ts: dict[tuple[str, str], int] = {}
         self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last event, for close_idle
         self._dirty: set[Series] = set()
+        self._gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}  # recent trade gaps (from, to) per instrument
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
@@ -74,6 +80,10 @@ class WindowedAggregator(ABC):
     @abstractmethod
     def _finalize(self, series: Series, start: int, acc: Any, version: int) -> None:
         """A window became final (popped from the open ones already)."""
+
+    def _emit_final_again(self, series: Series, start: int, acc: Any, version: int) -> None:
+        """A kept final window changed other than by a trade (a gap flagged it): emit it again at `version`."""
+        self._finalize(series, start, acc, version)
 
     def _add_many(self, series: Series, acc: Any, columns: TradeColumns, idx: slice | np.ndarray) -> None:
         """Apply the trades `columns[idx]` (arrival order, all of this window) to `acc`.
@@ -120,7 +130,7 @@ class WindowedAggregator(ABC):
                 acc = series.closed.get(start)
                 created = acc is None
                 if created:  # a window that had no events becomes a final one
-                    acc = self._open(series, event)
+                    acc = self._new_window(series, start, event)
                     series.closed = dict(sorted({**series.closed, start: acc}.items()))
                     series.first_closed_end = next(iter(series.closed)) + width
                 else:
@@ -132,7 +142,7 @@ class WindowedAggregator(ABC):
                 continue
             acc = series.open_bars.get(start)
             if acc is None:
-                series.open_bars[start] = self._open(series, event)
+                series.open_bars[start] = self._new_window(series, start, event)
                 if start + width < series.first_open_end:
                     series.first_open_end = start + width
             else:
@@ -240,7 +250,7 @@ class WindowedAggregator(ABC):
             opened = acc is None
             if opened:  # its first trade opens it, as in `add`
                 first = offset + a if order is None else int(order[a]) + offset
-                acc = series.open_bars[start] = self._open(series, columns.trade(first))
+                acc = series.open_bars[start] = self._new_window(series, start, columns.trade(first))
                 if start + width < series.first_open_end:
                     series.first_open_end = start + width
                 idx = idx[1:] if order is not None else slice(first + 1, offset + b)
@@ -248,6 +258,39 @@ class WindowedAggregator(ABC):
                 self._add_many(series, acc, columns, idx)
             if self.TRACK_CHANGED:
                 series.changed.add(start)
+
+    def add_gap(self, gap: TradeGap, position: int) -> None:
+        """Flag the windows overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
+        self.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
+        for series in self._series_for((gap.venue, gap.instrument)):
+            if position <= series.version:
+                continue  # applied before a restart
+            width = series.width_ns
+            for start, acc in series.closed.items():
+                if not acc.incomplete and _overlaps(start, width, gap.from_ns, gap.to_ns):
+                    acc.incomplete = True
+                    self._emit_final_again(series, start, acc, position)
+            for start, acc in series.open_bars.items():
+                if _overlaps(start, width, gap.from_ns, gap.to_ns):
+                    acc.incomplete = True
+                    if self.TRACK_CHANGED:
+                        series.changed.add(start)
+            series.version = position
+            self._dirty.add(series)
+
+    def remember_gap(self, venue: str, instrument: str, from_ns: int, to_ns: int) -> None:
+        """A gap that windows opening later must be flagged for (also how a restore brings gaps back)."""
+        spans = self._gaps.setdefault((venue, instrument), [])
+        if (from_ns, to_ns) not in spans:
+            spans.append((from_ns, to_ns))
+            del spans[:-MAX_GAPS]
+
+    def _new_window(self, series: Series, start: int, event: Any) -> Any:
+        acc = self._open(series, event)
+        spans = self._gaps.get((series.venue, series.instrument))
+        if spans:
+            acc.incomplete = any(_overlaps(start, series.width_ns, from_ns, to_ns) for from_ns, to_ns in spans)
+        return acc
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
         """Finalize windows of instruments that received no event for `idle_ns` of processing time.
@@ -331,3 +374,8 @@ class WindowedAggregator(ABC):
                 series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
                 if max_ts is not None:
                     self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
+
+
+def _overlaps(start: int, width: int, from_ns: int, to_ns: int) -> bool:
+    """Does the window [start, start + width) overlap the gap [from_ns, to_ns]?"""
+    return start < to_ns and start + width > from_ns

@@ -21,10 +21,11 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tapeline.config import INTERVAL_NS, ClickHouseSettings
 from tapeline.errors import StoreError
-from tapeline.events import Bar, Trade
+from tapeline.events import Bar, Trade, TradeGap
 from tapeline.flow.footprint import FootprintBar, FootprintLevel
 from tapeline.flow.liquidations import LiquidationBar
 from tapeline.flow.obi import ObiBar
+from tapeline.flow.windows import MAX_GAPS
 from tapeline.paths import schemas_dir
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ LIQUIDATION_COLUMNS = list(LiquidationBar.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
+TRADE_GAP_COLUMNS = list(TradeGap.__struct_fields__)
 TRADE_COLUMNS = ["venue", "instrument", "symbol", "ts_ns", "recv_ts_ns", "price", "qty_base", "notional_quote",
                  "side", "trade_id"]  # fmt: skip
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -243,6 +245,24 @@ class BarStore:
     def get_obi(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[ObiBar]:
         rows = self._range("obi_bars", OBI_COLUMNS, venue, instrument, interval, from_ns, to_ns, limit)
         return [ObiBar(*row) for row in rows]
+
+    def insert_trade_gaps(self, gaps: Sequence[TradeGap]) -> None:
+        if gaps:
+            columns = [[getattr(g, name) for g in gaps] for name in TRADE_GAP_COLUMNS]
+            with self._lock:
+                self.client.insert(f"{self.database}.trade_gaps", columns, column_names=TRADE_GAP_COLUMNS,
+                                   column_oriented=True)  # fmt: skip
+
+    def resume_trade_gaps(self) -> list[TradeGap]:
+        """Each instrument's latest gaps (as many as an aggregator remembers), for windows that open later."""
+        sql = (
+            f"SELECT {', '.join(TRADE_GAP_COLUMNS)} FROM {self.database}.trade_gaps FINAL "
+            f"ORDER BY to_ns DESC LIMIT {MAX_GAPS} BY venue, instrument"
+        )
+        with self._lock:
+            return [
+                TradeGap(**dict(zip(TRADE_GAP_COLUMNS, row, strict=True))) for row in self.client.query(sql).result_rows
+            ]
 
     def insert_liquidation_bars(self, rows: Sequence[LiquidationBar]) -> None:
         if rows:

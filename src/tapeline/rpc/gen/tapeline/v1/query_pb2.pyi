@@ -145,7 +145,7 @@ class FootprintLevel(_message.Message):
     def __init__(self, price: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., delta_base: _Optional[float] = ..., buy_imbalance: _Optional[bool] = ..., sell_imbalance: _Optional[bool] = ...) -> None: ...
 
 class Footprint(_message.Message):
-    __slots__ = ("venue", "instrument", "interval", "start_ns", "bucket_size", "poc", "vah", "val", "volume_base", "delta_base", "stacked_buy", "stacked_sell", "stacked_directions", "stacked_lows", "stacked_highs", "unfinished_high", "unfinished_low", "volume_quote", "vwap", "last_ts_ns", "final", "version", "levels")
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "bucket_size", "poc", "vah", "val", "volume_base", "delta_base", "stacked_buy", "stacked_sell", "stacked_directions", "stacked_lows", "stacked_highs", "unfinished_high", "unfinished_low", "volume_quote", "vwap", "last_ts_ns", "final", "version", "levels", "incomplete")
     VENUE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class Footprint(_message.Message):
     FINAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
     venue: str
     instrument: str
     interval: str
@@ -192,7 +193,8 @@ class Footprint(_message.Message):
     final: bool
     version: int
     levels: _containers.RepeatedCompositeFieldContainer[FootprintLevel]
-    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., bucket_size: _Optional[float] = ..., poc: _Optional[float] = ..., vah: _Optional[float] = ..., val: _Optional[float] = ..., volume_base: _Optional[float] = ..., delta_base: _Optional[float] = ..., stacked_buy: _Optional[int] = ..., stacked_sell: _Optional[int] = ..., stacked_directions: _Optional[_Iterable[str]] = ..., stacked_lows: _Optional[_Iterable[float]] = ..., stacked_highs: _Optional[_Iterable[float]] = ..., unfinished_high: _Optional[bool] = ..., unfinished_low: _Optional[bool] = ..., volume_quote: _Optional[float] = ..., vwap: _Optional[float] = ..., last_ts_ns: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[FootprintLevel, _Mapping]]] = ...) -> None: ...
+    incomplete: bool
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., bucket_size: _Optional[float] = ..., poc: _Optional[float] = ..., vah: _Optional[float] = ..., val: _Optional[float] = ..., volume_base: _Optional[float] = ..., delta_base: _Optional[float] = ..., stacked_buy: _Optional[int] = ..., stacked_sell: _Optional[int] = ..., stacked_directions: _Optional[_Iterable[str]] = ..., stacked_lows: _Optional[_Iterable[float]] = ..., stacked_highs: _Optional[_Iterable[float]] = ..., unfinished_high: _Optional[bool] = ..., unfinished_low: _Optional[bool] = ..., volume_quote: _Optional[float] = ..., vwap: _Optional[float] = ..., last_ts_ns: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[FootprintLevel, _Mapping]]] = ..., incomplete: _Optional[bool] = ...) -> None: ...
 
 class GetFootprintsResponse(_message.Message):
     __slots__ = ("footprints", "truncated")
