@@ -624,10 +624,17 @@ def test_footprint_records_encode_with_compiled_writers_like_fastavro() -> None:
     codec = AvroCodec()
     levels, bars = sample_rows()
     assert any(b.stacked_runs for b in bars) and any(not b.stacked_runs for b in bars)
-    for name, schema_id in (("FootprintLevel", 10), ("FootprintBar", 11)):
+    for name, schema_id, version in (("FootprintLevel", 10, 1), ("FootprintBar", 18, 2)):
         reg = codec.registry.latest(name)
-        assert (reg.schema_id, reg.version) == (schema_id, 1)
+        assert (reg.schema_id, reg.version) == (schema_id, version)
         assert compile_writer(reg.parsed) is not None
+    # a FootprintBar v1 frame (id 11, before `incomplete`) reads as a complete bar
+    bar = next(b for b in bars if b.stacked_runs)
+    v1 = codec.registry.by_id[11]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, v1.parsed, {k: v for k, v in as_record(bar).items() if k != "incomplete"})
+    old = msgspec.convert(codec.decode(b"\x00" + (11).to_bytes(4, "big") + body.getvalue()), FootprintBar)
+    assert old == msgspec.structs.replace(bar, incomplete=False)
     for row in [*levels, *bars]:
         reg = codec.registry.latest(type(row).__name__)
         frame = codec.encode_event(row)
