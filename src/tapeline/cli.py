@@ -6,9 +6,8 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import click
 import msgspec
@@ -16,9 +15,10 @@ from rich.progress import Progress
 
 from tapeline.capture import read_capture
 from tapeline.config import INTERVAL_NS, Settings
-from tapeline.events import Bar, Trade
+from tapeline.events import Trade
 from tapeline.flow.bars import BarAggregator
-from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
+from tapeline.flow.windows import newest_versions
 from tapeline.replay import CaptureWriter, Rejected, replay
 from tapeline.rpc.commands import query
 from tapeline.venues import SESSIONS, detect_venue, make_session
@@ -59,7 +59,6 @@ _horizon_option = click.option(
     "--correction-horizon-ms", "horizon_ms", default=None, type=int,
     help="How long final bars take late-trade corrections (default: the processor's setting).",
 )  # fmt: skip
-_Row = TypeVar("_Row", Bar, FootprintBar)
 _captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 
 
@@ -96,7 +95,7 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | 
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
     out = sys.stdout.buffer
-    for bar in _latest(aggregator.drain()):
+    for bar in newest_versions(aggregator.drain()):
         out.write(_json.encode(bar) + b"\n")
     _report_late(late, aggregator.corrections)
 
@@ -141,7 +140,7 @@ def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool
         key = (level.venue, level.instrument, level.interval, level.start_ns, level.version)
         by_bar.setdefault(key, []).append(level)
     out = sys.stdout.buffer
-    for bar in _latest(bar_rows):
+    for bar in newest_versions(bar_rows):
         out.write(_json.encode(bar) + b"\n")
         if levels:
             key = (bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.version)
@@ -156,16 +155,6 @@ def _windowing(lateness_ms: int | None, horizon_ms: int | None) -> tuple[int, in
     lateness_ms = processor.allowed_lateness_ms if lateness_ms is None else lateness_ms
     horizon_ms = processor.correction_horizon_ms if horizon_ms is None else horizon_ms
     return lateness_ms * 1_000_000, horizon_ms * 1_000_000
-
-
-def _latest(rows: Iterable[_Row]) -> list[_Row]:
-    """The newest version of each bar (a corrected bar is emitted again), in series and time order."""
-    latest: dict[tuple[str, str, str, int], _Row] = {}
-    for row in rows:
-        key = (row.venue, row.instrument, row.interval, row.start_ns)
-        if key not in latest or row.version >= latest[key].version:
-            latest[key] = row
-    return sorted(latest.values(), key=lambda b: (b.venue, b.instrument, INTERVAL_NS[b.interval], b.start_ns))
 
 
 def _report_late(late: int, corrections: Counter[str]) -> None:

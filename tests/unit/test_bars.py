@@ -10,6 +10,7 @@ import pytest
 from tapeline.capture import read_capture
 from tapeline.events import Bar, Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
+from tapeline.flow.windows import newest_versions
 from tapeline.store.clickhouse import BarStore
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files
@@ -224,11 +225,7 @@ def test_corrections_give_the_bars_of_the_time_ordered_stream() -> None:
     agg.flush()
     rows.extend(agg.drain())
     assert sum(agg.corrections.values()) > 50
-    latest: dict[tuple[str, int], Bar] = {}
-    for bar in rows:
-        key = (bar.interval, bar.start_ns)
-        if key not in latest or bar.version >= latest[key].version:
-            latest[key] = bar
+    latest = {(bar.interval, bar.start_ns): bar for bar in newest_versions(rows)}
     assert all(bar.final for bar in latest.values())
     want = {(b.interval, b.start_ns): b for b in bars_of(trades, ("1s", "1m"), lateness_s=10**6)}
     ignore = {"max_delta_base", "min_delta_base", "version"}

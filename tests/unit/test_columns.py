@@ -11,7 +11,7 @@ from tapeline.events import Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
-from tapeline.flow.windows import WindowedAggregator
+from tapeline.flow.windows import WindowedAggregator, newest_versions
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files, venue_trades
 
@@ -151,16 +151,7 @@ def test_bulk_skips_what_a_restored_aggregator_applied() -> None:
     feed_columns(first, list(zip(trades[:40], range(40), strict=True)))
     written = first.drain()
     restored = BarAggregator(["1s", "1m"], S // 2)
-    restored.restore(_latest(written))
+    restored.restore(newest_versions(written))
     feed_columns(restored, list(zip(trades[25:], range(25, 60), strict=True)))  # resumes before the last write
     restored.flush()
-    assert sorted(_latest(written + restored.drain()), key=bar_key) == sorted(_latest(whole.drain()), key=bar_key)
-
-
-def _latest(rows: list) -> list:
-    newest = {}
-    for row in rows:
-        key = (row.venue, row.instrument, row.interval, row.start_ns)
-        if key not in newest or row.version >= newest[key].version:
-            newest[key] = row
-    return list(newest.values())
+    assert newest_versions(written + restored.drain()) == newest_versions(whole.drain())

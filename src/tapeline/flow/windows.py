@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from tapeline.config import INTERVAL_NS
 from tapeline.events import TradeGap
 from tapeline.flow.columns import TradeColumns
 
+_Row = TypeVar("_Row")  # a window's row: Bar, FootprintBar, ... (venue, instrument, interval, start_ns, version)
 MAX_GAPS = 64  # trade gaps remembered per instrument, for windows that open after the gap was reported
 
 
@@ -142,9 +143,7 @@ class WindowedAggregator(ABC):
                 continue
             acc = series.open_bars.get(start)
             if acc is None:
-                series.open_bars[start] = self._new_window(series, start, event)
-                if start + width < series.first_open_end:
-                    series.first_open_end = start + width
+                self._open_window(series, start, event)
             else:
                 acc.add(event)
             if track_changed:
@@ -153,13 +152,7 @@ class WindowedAggregator(ABC):
             self._dirty.add(series)
         if max_ts is None or ts > max_ts:
             self._max_ts[inst_key] = ts
-            watermark = ts - self.lateness_ns
-            cutoff = watermark - self.horizon_ns
-            for series in series_list:
-                if series.first_open_end <= watermark:
-                    self._close_series(series, watermark, position)
-                if series.first_closed_end <= cutoff:
-                    self._forget(series, cutoff)
+            self._advance(series_list, ts - self.lateness_ns, position)
         return late
 
     def add_columns(self, columns: TradeColumns, now_ns: int = 0) -> list[tuple[int, str]]:
@@ -221,12 +214,7 @@ class WindowedAggregator(ABC):
         def version_at(window_end: int) -> int:
             return int(position[max(moved, int(np.searchsorted(after, window_end)))])
 
-        watermark = int(after[-1])
-        for series in series_list:
-            if series.first_open_end <= watermark:
-                self._close_series(series, watermark, 0, version_at)
-            if series.first_closed_end <= watermark - self.horizon_ns:
-                self._forget(series, watermark - self.horizon_ns)
+        self._advance(series_list, int(after[-1]), 0, version_at)
 
     def _add_windows(self, series: Series, columns: TradeColumns, offset: int, ts: np.ndarray) -> None:
         """Trades offset.. of `columns` (times `ts`) into their windows of `series`, window by window, windows in
@@ -250,9 +238,7 @@ class WindowedAggregator(ABC):
             opened = acc is None
             if opened:  # its first trade opens it, as in `add`
                 first = offset + a if order is None else int(order[a]) + offset
-                acc = series.open_bars[start] = self._new_window(series, start, columns.trade(first))
-                if start + width < series.first_open_end:
-                    series.first_open_end = start + width
+                acc = self._open_window(series, start, columns.trade(first))
                 idx = idx[1:] if order is not None else slice(first + 1, offset + b)
             if not opened or b - a > 1:
                 self._add_many(series, acc, columns, idx)
@@ -284,6 +270,13 @@ class WindowedAggregator(ABC):
         if (from_ns, to_ns) not in spans:
             spans.append((from_ns, to_ns))
             del spans[:-MAX_GAPS]
+
+    def _open_window(self, series: Series, start: int, event: Any) -> Any:
+        """A new open window holding `event`, its first."""
+        acc = series.open_bars[start] = self._new_window(series, start, event)
+        if start + series.width_ns < series.first_open_end:
+            series.first_open_end = start + series.width_ns
+        return acc
 
     def _new_window(self, series: Series, start: int, event: Any) -> Any:
         acc = self._open(series, event)
@@ -333,6 +326,17 @@ class WindowedAggregator(ABC):
         for series_list in self._by_instrument.values():
             yield from series_list
 
+    def _advance(self, series_list: list[Series], watermark: int, version: int,
+                 version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
+        """The instrument's clock moved to `watermark`: close the windows it passed (`_close_series`) and forget
+        kept final ones past the horizon."""
+        cutoff = watermark - self.horizon_ns
+        for series in series_list:
+            if series.first_open_end <= watermark:
+                self._close_series(series, watermark, version, version_at)
+            if series.first_closed_end <= cutoff:
+                self._forget(series, cutoff)
+
     def _close_series(self, series: Series, watermark: int, version: int,
                       version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
         """Finalize the open windows that end at or before `watermark`, at `version` (or `version_at(end)`)."""
@@ -379,3 +383,14 @@ class WindowedAggregator(ABC):
 def _overlaps(start: int, width: int, from_ns: int, to_ns: int) -> bool:
     """Does the window [start, start + width) overlap the gap [from_ns, to_ns]?"""
     return start < to_ns and start + width > from_ns
+
+
+def newest_versions(rows: Iterable[_Row]) -> list[_Row]:
+    """The newest version of each window's rows (ties: the later row), as a versioned sink keeps them, in series
+    and time order: a corrected or flagged window is emitted again at a higher version."""
+    newest: dict[tuple[str, str, str, int], _Row] = {}
+    for row in rows:
+        key = (row.venue, row.instrument, row.interval, row.start_ns)
+        if key not in newest or row.version >= newest[key].version:
+            newest[key] = row
+    return sorted(newest.values(), key=lambda r: (r.venue, r.instrument, INTERVAL_NS[r.interval], r.start_ns))
