@@ -11,11 +11,14 @@ class BadMessage(TapelineError):
     """A venue or Kafka message that cannot be turned into a domain event.
 
     Carries the reason; the caller owns the raw payload and routes both to the dead-letter topic.
+    `unexpected` marks a failure no parser anticipated (a bug to fix, found e.g. by the fuzz suite): it is
+    still a dead letter, never an exception that ends a loop.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unexpected: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unexpected = unexpected
 
 
 class SchemaError(TapelineError):

@@ -526,7 +526,7 @@ class BinanceSession(VenueSession):
 
     # -- websocket ------------------------------------------------------------------------------------
 
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
         try:  # the combined-stream envelope first: live connections always use it
             data = self._envelope.decode(payload).data
         except msgspec.DecodeError:
@@ -613,7 +613,7 @@ class BinanceSession(VenueSession):
 
     # -- REST and connections -------------------------------------------------------------------------
 
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         kind, _, symbol = request.key.partition(":")
         if kind == "depth":
             out = Output()

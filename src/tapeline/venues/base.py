@@ -10,8 +10,10 @@ runs live, over recorded captures, and in tests:
     out = session.on_ws(payload, now, url)        # -> events (+ e.g. a depth snapshot request)
     out = session.on_disconnect(url, now)         # books fed by that connection report a gap
 
-Malformed, unknown or inconsistent messages raise BadMessage(reason); control frames (subscription
-acks, pongs) return an empty Output.
+A venue module implements `_on_ws` / `_on_rest`; the public `on_ws` / `on_rest` around them turn every
+failure to parse or apply a message into BadMessage(reason), whatever raised it (a decoder's RecursionError
+on a deeply nested frame, invalid UTF-8, a bug), so a caller has exactly one exception to route to the
+dead-letter topic. Control frames (subscription acks, pongs) return an empty Output.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from tapeline.errors import BadMessage
 from tapeline.events import Instrument
 
 
@@ -91,16 +94,33 @@ class VenueSession(ABC):
         """Requests to make before streaming (instrument metadata); also used on periodic refresh."""
         return Output()
 
+    def on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
+        """One websocket message -> events. Raises BadMessage with the reason, and nothing else."""
+        try:
+            return self._on_ws(payload, recv_ts_ns, url)
+        except BadMessage:
+            raise
+        except Exception as exc:  # outside input: whatever a decoder or handler raised is this message's fault
+            raise rejection(self.VENUE, "websocket message", exc) from exc
+
+    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+        """The answer to a request this session asked for (or a recorded one in a capture). Raises BadMessage only."""
+        try:
+            return self._on_rest(request, body, recv_ts_ns)
+        except BadMessage:
+            raise
+        except Exception as exc:
+            raise rejection(self.VENUE, f"answer to {request.key}", exc) from exc
+
     @abstractmethod
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
-        """One websocket message -> events. Raises BadMessage with the reason."""
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+        """One websocket message -> events; raise BadMessage with the reason when it cannot be used."""
+
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+        return Output()
 
     def poll(self) -> Output:
         """Requests for data the venue serves only over REST, made every POLL_INTERVAL_S."""
-        return Output()
-
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
-        """The answer to a request this session asked for (or a recorded one in a capture)."""
         return Output()
 
     def on_rest_error(self, request: RestRequest, reason: str, recv_ts_ns: int) -> Output:
@@ -118,3 +138,14 @@ class VenueSession(ABC):
     def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
         """A connection dropped: books it fed are no longer verified (emit BookGap, resync later)."""
         return Output()
+
+
+def rejection(venue: str, what: str, exc: Exception) -> BadMessage:
+    """The BadMessage for an exception a venue parser did not turn into one itself."""
+    if isinstance(exc, RecursionError):  # msgspec's decoders on a frame nested thousands of levels deep
+        return BadMessage(f"{venue}: {what} is nested too deeply to decode")
+    if isinstance(exc, UnicodeError):
+        return BadMessage(f"{venue}: {what} is not valid UTF-8: {exc}")
+    if isinstance(exc, msgspec.DecodeError):  # ValidationError included
+        return BadMessage(f"{venue}: malformed {what}: {exc}")
+    return BadMessage(f"{venue}: cannot handle {what}: {type(exc).__name__}: {exc}", unexpected=True)

@@ -370,7 +370,7 @@ class BybitSession(VenueSession):
         return _frames("unsubscribe", topics) + _frames("subscribe", topics)
 
     # ---- instruments
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         if not request.key.startswith("instruments"):
             raise BadMessage(f"{self.VENUE}: no handler for REST request {request.key!r}")
         try:
@@ -410,7 +410,7 @@ class BybitSession(VenueSession):
         return canonical
 
     # ---- websocket
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
         # Route on the topic prefix without a full parse; every channel then has its own typed decoder.
         if isinstance(payload, str):
             start = payload.find(_TOPIC_KEY)

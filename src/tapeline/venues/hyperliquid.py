@@ -306,7 +306,7 @@ class HyperliquidSession(VenueSession):
             return self.l2_book_request(info.coin)
         return None
 
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
         key = request.key
         if key == "info":  # a recorded call whose body was not kept: tell it by its shape
             key = "instruments" if ("universe" if isinstance(body, str) else b"universe") in body else "l2Book:"
@@ -347,7 +347,7 @@ class HyperliquidSession(VenueSession):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
         fast = self._fast.get(payload[:20])
         if fast is not None:
             return fast(payload, recv_ts_ns, url)

@@ -588,7 +588,7 @@ class OkxSession(VenueSession):
         kind = parse_qs(parts.query).get("instType", [""])[0]
         return RestRequest(f"instruments:{kind}", url) if kind in INST_TYPES else None
 
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         if not request.key.startswith("instruments:"):
             raise BadMessage(f"okx: no handler for REST request {request.key!r}")
         try:
@@ -652,7 +652,7 @@ class OkxSession(VenueSession):
 
     # -- websocket -----------------------------------------------------------------------------------
 
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
         if type(payload) is str:
             payload = payload.encode()
         if payload.startswith(_ARG_PREFIX):  # the venue's key order: route on the channel name, decode once
