@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every Tapeline process; the command picks the service:
-#   python -m services.{connector,processor,query,signals,simulator}
+#   python -m services.{connector,processor,query,signals}
 #   tapeline migrate            (one-shot ClickHouse DDL migrations)
 #
 #   docker build -t ghcr.io/tapeline/tapeline:0.1.0 .
+#   docker build --target dev -t tapeline:dev .     # + tools/ (the venue simulator), for compose's "sim" profile
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -60,8 +61,13 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /var/lib/tapeline
 USER 10001:10001
 
-# gRPC query service, Prometheus metrics, venue simulator
+# gRPC query service, Prometheus metrics and health, venue simulator (dev stage)
 EXPOSE 50051 9000 9443
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["tapeline", "--help"]
+
+# --- dev: the runtime image plus the developer tools (never shipped in the wheel) ----------------
+FROM runtime AS dev
+COPY --chown=10001:10001 tools /opt/tapeline/tools
+ENV PYTHONPATH=/opt/tapeline

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install Tapeline with its dev tools
 
 demo: setup ## Run the whole pipeline on embedded defaults: broker, simulator, connector, processor, query, signals
-	$(PY) -m services.demo
+	$(PY) -m tools.demo
 
 test: setup ## Run the test suite (starts the local Kafka broker when needed)
 	$(PY) -m pytest -q -ra
@@ -29,25 +29,25 @@ lint: setup ## Ruff lint and format check
 	$(VENV)/bin/ruff format --check .
 
 bench: setup ## Benchmarks: parse, encode+produce, simulator -> ClickHouse throughput (writes docs/benchmarks.md)
-	$(PY) scripts/bench.py
+	$(PY) -m tools.bench
 
 kafka-up: ## Start the local single-node Kafka 4.x broker (downloads it from Maven Central once)
-	$(PYTHON) src/tapeline/devtools/kafka_local.py start
+	$(PYTHON) tools/kafka_local.py start
 
 kafka-down: ## Stop the local Kafka broker
-	$(PYTHON) src/tapeline/devtools/kafka_local.py stop
+	$(PYTHON) tools/kafka_local.py stop
 
 kafka-status: ## Is the local broker answering?
-	$(PYTHON) src/tapeline/devtools/kafka_local.py status
+	$(PYTHON) tools/kafka_local.py status
 
 migrate: setup ## Apply ClickHouse migrations (TAPELINE_CLICKHOUSE__DSN; default embedded .run/chdb)
 	$(VENV)/bin/tapeline migrate
 
 proto: setup ## Regenerate gRPC stubs from schemas/proto into the package
-	$(PY) scripts/gen_proto.py
+	$(PY) -m tools.gen_proto
 
 clean: ## Remove run state (.run: broker data, embedded ClickHouse); keeps .venv and the broker download
-	-$(PYTHON) src/tapeline/devtools/kafka_local.py stop
+	-$(PYTHON) tools/kafka_local.py stop
 	rm -rf .run
 
 .PHONY: help setup demo test lint bench kafka-up kafka-down kafka-status migrate proto clean

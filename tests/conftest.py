@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tapeline.config import ClickHouseSettings
-from tapeline.store.clickhouse import BarStore
+from tapeline.io.store import BarStore
 
 
 @pytest.fixture(scope="session")

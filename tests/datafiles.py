@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.capture import merge_tagged
-from tapeline.errors import BadMessage
-from tapeline.events import Trade
-from tapeline.replay import drive
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import Trade
+from tapeline.io.capture import drive, merge_tagged
 from tapeline.venues import make_session
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 
-from tapeline import connector, metrics
 from tapeline.config import Settings
+from tapeline.io import metrics
+from tapeline.runtime import connector
 
 
 async def main() -> None:

@@ -10,10 +10,10 @@ import logging
 
 import faust
 
-from tapeline import metrics
 from tapeline.config import Settings
-from tapeline.processor import build_app, prepare
-from tapeline.rpc.server import build_server
+from tapeline.io import metrics
+from tapeline.io.rpc.server import build_server
+from tapeline.runtime.processor import build_app, prepare
 
 
 def main() -> None:

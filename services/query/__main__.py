@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from tapeline import metrics
 from tapeline.config import Settings
-from tapeline.errors import TapelineError
-from tapeline.rpc.server import serve
-from tapeline.store.clickhouse import BarStore
+from tapeline.domain.errors import TapelineError
+from tapeline.io import metrics
+from tapeline.io.rpc.server import serve
+from tapeline.io.store import BarStore
 
 log = logging.getLogger("services.query")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from tapeline import metrics
 from tapeline.config import Settings
-from tapeline.kafka import ensure_topics
-from tapeline.signals.service import run_forever
+from tapeline.io import metrics
+from tapeline.io.kafka import ensure_topics
+from tapeline.runtime.signal_service import run_forever
 
 
 def main() -> None:

@@ -7,26 +7,13 @@ Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.paths import run_dir
-
-# Durations are in the units their names say; intervals use the bar notation ("1s", "1m", ...).
-INTERVAL_NS = {
-    "1s": 1_000_000_000,
-    "5s": 5_000_000_000,
-    "15s": 15_000_000_000,
-    "1m": 60_000_000_000,
-    "5m": 300_000_000_000,
-    "15m": 900_000_000_000,
-    "1h": 3_600_000_000_000,
-    "4h": 14_400_000_000_000,
-    "1d": 86_400_000_000_000,
-}
 
 
 def _split_csv(value: object) -> object:
@@ -187,15 +174,6 @@ class SignalSettings(BaseModel):
     intervals: CsvList = Field(default_factory=lambda: ["1m"])
 
 
-class SimulatorSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 9443
-    symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
-    rate: float = 200.0  # trades per second over all symbols
-    seed: int | None = None
-    replay: list[Path] = Field(default_factory=list)
-
-
 class MetricsSettings(BaseModel):
     port: int = 0  # 0: no Prometheus endpoint
 
@@ -211,5 +189,4 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
-    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tapeline.config import KafkaSettings, Settings, SignalSettings, TopicSettings
-from tapeline.devtools import kafka_local
+from tools import kafka_local
 
 
 @pytest.fixture(scope="session")

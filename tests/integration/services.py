@@ -6,7 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from tapeline.devtools.supervisor import ServiceProcess
+from tools.supervisor import ServiceProcess
 
 
 def free_port() -> int:

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
-from tapeline.codec import AvroCodec
+from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.devtools import kafka_local
-from tapeline.devtools.capture_server import CaptureServer, CaptureServerThread
-from tapeline.events import Trade, TradeGap
+from tapeline.domain.events import Trade, TradeGap
 from tests.datafiles import data_files
 from tests.integration.services import Service, wait_for
+from tools import kafka_local
+from tools.capture_server import CaptureServer, CaptureServerThread
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tapeline.config import Settings
-from tapeline.instruments import binance_usdm_instrument
-from tapeline.rpc.client import QueryClient, QueryError
+from tapeline.domain.instruments import binance_usdm_instrument
+from tapeline.io.rpc.client import QueryClient, QueryError
 from tests.integration.services import Service, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,12 +9,12 @@ import uuid
 
 from confluent_kafka import Consumer
 
-from tapeline.codec import AvroCodec
+from tapeline.codec.avro import AvroCodec
 from tapeline.config import ProcessorSettings, Settings
-from tapeline.events import Trade, TradeBatch, TradeGap
-from tapeline.kafka import ensure_topics
-from tapeline.processor import BarPipeline
-from tapeline.store.clickhouse import BarStore
+from tapeline.domain.events import Trade, TradeBatch, TradeGap
+from tapeline.io.kafka import ensure_topics
+from tapeline.io.store import BarStore
+from tapeline.runtime.processor import BarPipeline
 
 S = 1_000_000_000
 T0 = 1_723_161_600 * S  # a whole minute

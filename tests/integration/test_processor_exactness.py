@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.capture import merge_captures
 from tapeline.config import Settings
-from tapeline.events import BookGap
+from tapeline.domain.events import BookGap
 from tapeline.flow.obi import ObiAggregator
-from tapeline.replay import drive
-from tapeline.rpc.client import QueryClient, QueryError
+from tapeline.io.capture import drive, merge_captures
+from tapeline.io.rpc.client import QueryClient, QueryError
 from tapeline.venues.binance_usdm import BinanceUsdmSession
 from tests.datafiles import data_files
 from tests.integration.services import Service, free_port, wait_for

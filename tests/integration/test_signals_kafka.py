@@ -9,12 +9,12 @@ import msgspec
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from tapeline.codec import AvroCodec
+from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.events import Bar, DeadLetter, Signal, Trade
-from tapeline.kafka import ensure_topics, make_producer, produce
+from tapeline.domain.events import Bar, DeadLetter, Signal, Trade
+from tapeline.io.kafka import ensure_topics, make_producer, produce
+from tapeline.runtime.signal_service import BATCH_MAX, SignalService, run
 from tapeline.signals.divergence import signal_id
-from tapeline.signals.service import BATCH_MAX, SignalService, run
 
 pytestmark = pytest.mark.integration
 

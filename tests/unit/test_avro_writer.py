@@ -9,9 +9,9 @@ import fastavro
 import msgspec
 import pytest
 
-from tapeline.avro_writer import compile_writer, write_long
-from tapeline.codec import AvroCodec
-from tapeline.events import (
+from tapeline.codec.avro import AvroCodec
+from tapeline.codec.avro_writer import compile_writer, write_long
+from tapeline.domain.events import (
     Bar,
     BookGap,
     BookUpdate,

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tapeline.capture import read_capture
-from tapeline.events import Bar, Trade, TradeGap
+from tapeline.domain.events import Bar, Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.windows import newest_versions
-from tapeline.store.clickhouse import BarStore
+from tapeline.io.capture import read_capture
+from tapeline.io.store import BarStore
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tapeline.capture import read_capture
-from tapeline.errors import BadMessage
+from tapeline.domain.errors import BadMessage
+from tapeline.io.capture import read_capture
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tapeline.book import L2Book
-from tapeline.errors import BadMessage
+from tapeline.domain.book import L2Book
+from tapeline.domain.errors import BadMessage
 
 
 def test_snapshot_then_deltas() -> None:

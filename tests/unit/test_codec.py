@@ -9,10 +9,10 @@ import fastavro
 import msgspec
 import pytest
 
-from tapeline.avro_writer import write_long, write_string
-from tapeline.codec import TRADE_FIELDS, AvroCodec
-from tapeline.errors import SchemaError
-from tapeline.events import Bar, Trade, TradeBatch, TradeGap, as_record
+from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
+from tapeline.codec.avro_writer import write_long, write_string
+from tapeline.domain.errors import SchemaError
+from tapeline.domain.events import Bar, Trade, TradeBatch, TradeGap, as_record
 
 TRADE = Trade("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 10, 11, 100.5, 0.25, 25.125, "buy", "42")
 

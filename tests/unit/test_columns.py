@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from tapeline.capture import read_capture
-from tapeline.events import Trade, TradeGap
+from tapeline.domain.events import Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.windows import WindowedAggregator, newest_versions
+from tapeline.io.capture import read_capture
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files, venue_trades
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from tapeline.config import ConnectorSettings
-from tapeline.connector import Connector
-from tapeline.devtools.capture_server import CaptureServer
-from tapeline.events import DerivTicker, Trade
+from tapeline.domain.events import DerivTicker, Trade
+from tapeline.runtime.connector import Connector
 from tapeline.venues.binance_usdm import BinanceUsdmSession
+from tools.capture_server import CaptureServer
 
 AGG = (
     '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":%d,"s":"BTCUSDT","p":"100.5","q":"2","T":1,'

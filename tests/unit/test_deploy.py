@@ -21,6 +21,7 @@ from kubernetes_validate.utils import latest_version
 from pydantic import BaseModel
 
 from tapeline.config import Settings
+from tools.simulator import SimulatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -34,7 +35,8 @@ IMAGE_REPO = "ghcr.io/tapeline/tapeline"
 APP_UID = 10001  # the Dockerfile's USER
 METRICS_PORT = 9000
 QUERY_PORT = 50051
-SERVICE_MODULES = {"connector", "processor", "query", "signals", "simulator"}
+SERVICE_MODULES = {"services.connector", "services.processor", "services.query", "services.signals"}
+DEV_MODULES = {"simulator": "tools.simulator"}  # dev tools run from the image's dev stage
 # Oldest Kubernetes the manifests must work on (native gRPC probes are GA since 1.27) and the
 # newest schema kubernetes_validate ships.
 K8S_VERSIONS = ["1.30.0", latest_version()]
@@ -69,7 +71,7 @@ def parse_settings(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) 
         if name.upper().startswith("TAPELINE_"):
             monkeypatch.delenv(name)
     for name, value in env.items():
-        if name.startswith("TAPELINE_"):
+        if name.startswith("TAPELINE_") and not name.startswith("TAPELINE_SIMULATOR__"):  # the simulator's own
             settings_field(name)
             if value is not None:
                 monkeypatch.setenv(name, str(value))
@@ -149,12 +151,15 @@ def test_compose_tapeline_service(compose: dict[str, Any], name: str, monkeypatc
     service = compose["services"][name]
     build = service.get("build")
     assert build == "." or (isinstance(build, dict) and build.get("context") == "."), f"{name}: build"
+    if name in DEV_MODULES:
+        assert build.get("target") == "dev", f"{name}: a dev tool needs the image's dev stage"
 
     command = service["command"]
     if name == "migrate":
         assert command == ["tapeline", "migrate"]
     else:
-        assert command[:2] == ["python", "-m"] and command[2].removeprefix("services.") in SERVICE_MODULES
+        assert command[:2] == ["python", "-m"]
+        assert command[2] == DEV_MODULES.get(name) or command[2] in SERVICE_MODULES, f"{name}: {command}"
 
     # One shared anchor for the common environment: every service carries all of it.
     env = service_env(service)
@@ -180,7 +185,10 @@ def test_compose_tapeline_service(compose: dict[str, Any], name: str, monkeypatc
         assert "TAPELINE_CONNECTOR__WS_BASE_URL" in env and env["TAPELINE_CONNECTOR__WS_BASE_URL"] is None
     if name == "simulator":
         assert service["profiles"] == ["sim"]
-        assert settings.simulator.host == "0.0.0.0"
+        for key, value in env.items():
+            if key.startswith("TAPELINE_SIMULATOR__"):
+                monkeypatch.setenv(key, str(value))
+        assert SimulatorSettings().host == "0.0.0.0"
     else:
         assert not service.get("profiles"), f"{name} must run in the default profile"
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tapeline.events import Bar, Signal
+from tapeline.domain.events import Bar, Signal
 from tapeline.signals.divergence import DivergenceDetector, SeriesDetectors, warmup_bars
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary

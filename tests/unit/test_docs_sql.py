@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tapeline.capture import read_capture
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import FootprintAggregator
-from tapeline.store.clickhouse import BarStore
+from tapeline.io.capture import read_capture
+from tapeline.io.store import BarStore
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files
 

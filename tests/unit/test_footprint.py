@@ -14,12 +14,11 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from tapeline.avro_writer import compile_writer
-from tapeline.capture import read_capture
 from tapeline.cli import main
-from tapeline.codec import AvroCodec
-from tapeline.config import INTERVAL_NS
-from tapeline.events import Trade, TradeGap, as_record
+from tapeline.codec.avro import AvroCodec
+from tapeline.codec.avro_writer import compile_writer
+from tapeline.domain.events import Trade, TradeGap, as_record
+from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import (
     BucketPolicy,
@@ -30,7 +29,8 @@ from tapeline.flow.footprint import (
     bucket_price,
     nice_step,
 )
-from tapeline.store.clickhouse import BarStore
+from tapeline.io.capture import read_capture
+from tapeline.io.store import BarStore
 from tapeline.venues import binance_usdm
 from tests.datafiles import data_files
 

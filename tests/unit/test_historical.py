@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.errors import BadMessage
-from tapeline.historical import read_trades
+from tapeline.domain.errors import BadMessage
+from tapeline.io.binance_archive import read_trades
 
 USDM_AGG = """agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker
 2081196420,61800.30,0.006,5266583935,5266583935,1723161256322,false

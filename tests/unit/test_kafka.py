@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from tapeline.codec import AvroCodec
+from tapeline.codec.avro import AvroCodec
 from tapeline.config import TopicSettings
-from tapeline.events import Trade
-from tapeline.kafka import EventPublisher
+from tapeline.domain.events import Trade
+from tapeline.io.kafka import EventPublisher
 
 
 class _Producer:

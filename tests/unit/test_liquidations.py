@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tapeline.events import Liquidation
+from tapeline.domain.events import Liquidation
 from tapeline.flow.liquidations import LiquidationAggregator, LiquidationBar
 
 S = 1_000_000_000

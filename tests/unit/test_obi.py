@@ -18,12 +18,11 @@ import fastavro
 import msgspec
 import pytest
 
-from tapeline.capture import merge_captures
-from tapeline.codec import AvroCodec
-from tapeline.events import BookGap, BookUpdate
+from tapeline.codec.avro import AvroCodec
+from tapeline.domain.events import BookGap, BookUpdate
 from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, ObiBar, stat_fields
+from tapeline.io.capture import drive, merge_captures
 from tapeline.paths import schemas_dir
-from tapeline.replay import drive
 from tapeline.venues.binance_usdm import BinanceUsdmSession
 from tests.datafiles import data_files
 

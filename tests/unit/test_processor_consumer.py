@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from tapeline.processor import bound_fetch_wait
+from tapeline.runtime.processor import bound_fetch_wait
 
 
 def _consumer_fetch_wait_ms() -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
-from tapeline.store.clickhouse import BarStore
+from tapeline.io.store import BarStore
 from tests.datafiles import VENUE_TRADE_CAPTURES, data_files, venue_trades
 
 BUCKET_BPS = 2.0

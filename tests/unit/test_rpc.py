@@ -20,16 +20,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client import REGISTRY
 
+from tapeline.cli.query import Timestamp, query
 from tapeline.config import QuerySettings
-from tapeline.errors import StoreError, TapelineError
-from tapeline.events import Bar, Trade
+from tapeline.domain.errors import StoreError, TapelineError
+from tapeline.domain.events import Bar, Trade
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
-from tapeline.rpc.client import QueryClient, QueryError
-from tapeline.rpc.commands import Timestamp, query
-from tapeline.rpc.convert import bar_to_proto
-from tapeline.rpc.gen.tapeline.v1 import query_pb2
-from tapeline.rpc.server import SERVICE_NAME, build_server
+from tapeline.io.rpc.client import QueryClient, QueryError
+from tapeline.io.rpc.convert import bar_to_proto
+from tapeline.io.rpc.gen.tapeline.v1 import query_pb2
+from tapeline.io.rpc.server import SERVICE_NAME, build_server
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
@@ -385,9 +385,9 @@ def test_service_main_serves_until_sigterm(tmp_path: Path) -> None:
 
 def test_generated_stubs_match_the_proto(tmp_path: Path) -> None:
     """`make proto` was run after the last change to schemas/proto (and with the pinned grpcio-tools)."""
-    subprocess.run([sys.executable, str(REPO / "scripts" / "gen_proto.py"), "--out", str(tmp_path)], check=True,
+    subprocess.run([sys.executable, str(REPO / "tools" / "gen_proto.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)  # fmt: skip
-    committed_dir = REPO / "src" / "tapeline" / "rpc" / "gen"
+    committed_dir = REPO / "src" / "tapeline" / "io" / "rpc" / "gen"
 
     def files(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")

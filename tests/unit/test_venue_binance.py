@@ -18,12 +18,11 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from tapeline.book import L2Book
-from tapeline.capture import CaptureLine, read_capture
-from tapeline.codec import AvroCodec
-from tapeline.errors import BadMessage
-from tapeline.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade, as_record
-from tapeline.replay import drive
+from tapeline.codec.avro import AvroCodec
+from tapeline.domain.book import L2Book
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade, as_record
+from tapeline.io.capture import CaptureLine, drive, read_capture
 from tapeline.venues import binance_spot, binance_usdm
 from tapeline.venues._binance import notional
 from tapeline.venues.base import Output, RestRequest

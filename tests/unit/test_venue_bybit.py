@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.capture import merge_tagged, read_capture
-from tapeline.errors import BadMessage
-from tapeline.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
+from tapeline.io.capture import merge_tagged, read_capture
 from tapeline.venues.base import Output
 from tapeline.venues.bybit import (
     BybitLinearSession,

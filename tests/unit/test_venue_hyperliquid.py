@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tapeline.capture import merge_tagged, read_capture
-from tapeline.errors import BadMessage
-from tapeline.events import BookGap, BookUpdate, DerivTicker, Trade
-from tapeline.replay import Rejected, replay
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Trade
+from tapeline.io.capture import Rejected, merge_tagged, read_capture, replay
 from tapeline.venues import hyperliquid
 from tapeline.venues.hyperliquid import HyperliquidSession, tick_size_at
 from tests.datafiles import DATA_DIR, data_files
@@ -318,7 +317,7 @@ def test_rest_l2book_answer_is_a_snapshot() -> None:
 
 
 def test_replaying_every_hyperliquid_capture() -> None:
-    """All of ../shared/data/hyperliquid through tapeline.replay, one session per file, as `tapeline replay` does.
+    """All of ../shared/data/hyperliquid through tapeline.io.capture, one session per file, as `tapeline replay` does.
 
     The REST l2Book line has no `conn` (the request survives only in its source note), so replay hands it
     to on_ws, which recognizes the answer by its shape. Rejected: bbo and activeSpotAssetCtx (no such
@@ -394,7 +393,7 @@ def test_active_asset_ctx_needs_a_receive_time() -> None:
     with pytest.raises(BadMessage, match="no receive time"):
         _session().on_ws(raw, None)
     with pytest.raises(BadMessage, match="no receive time"):
-        _session().on_ws(raw, 0)  # what tapeline.replay passes for a line without one
+        _session().on_ws(raw, 0)  # what tapeline.io.capture passes for a line without one
 
 
 # -- tardis-node cross-check ----------------------------------------------------------------------

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from tapeline.capture import merge_tagged, read_capture
-from tapeline.errors import BadMessage
-from tapeline.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
+from tapeline.io.capture import merge_tagged, read_capture
 from tapeline.venues.base import RestRequest
 from tapeline.venues.okx import OkxSession, okx_instrument
 from tests.datafiles import data_files

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapeline.events import Bar, Trade
+from tapeline.domain.events import Bar, Trade
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator
 

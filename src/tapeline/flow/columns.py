@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapeline.events import Trade
+from tapeline.domain.events import Trade
 
 
 @dataclass(frozen=True, eq=False)

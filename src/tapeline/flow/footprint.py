@@ -59,7 +59,7 @@ from fractions import Fraction
 import msgspec
 import numpy as np
 
-from tapeline.events import Trade
+from tapeline.domain.events import Trade
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from tapeline.events import Liquidation
+from tapeline.domain.events import Liquidation
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
 from tapeline.flow.windows import Series, WindowedAggregator
 

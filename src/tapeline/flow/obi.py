@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tapeline.config import INTERVAL_NS
-from tapeline.events import BookGap, BookUpdate
+from tapeline.domain.events import BookGap, BookUpdate
+from tapeline.domain.intervals import INTERVAL_NS
 
 MEASURES = ("top1", "top5", "top10", "top20", "bps10", "bps25", "bps50")
 TOP_LEVELS = (1, 5, 10, 20)

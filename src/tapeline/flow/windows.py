@@ -31,8 +31,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from tapeline.config import INTERVAL_NS
-from tapeline.events import TradeGap
+from tapeline.domain.events import TradeGap
+from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.columns import TradeColumns
 
 _Row = TypeVar("_Row")  # a window's row: Bar, FootprintBar, ... (venue, instrument, interval, start_ns, version)

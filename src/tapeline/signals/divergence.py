@@ -25,7 +25,7 @@ import hashlib
 from collections import deque
 from typing import NamedTuple
 
-from tapeline.events import Bar, Signal
+from tapeline.domain.events import Bar, Signal
 
 KIND = "divergence"
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tapeline.errors import BadMessage
-from tapeline.events import Instrument
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import Instrument
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 import msgspec
 
-from tapeline.events import Instrument
-from tapeline.instruments import split_symbol
+from tapeline.domain.events import Instrument
+from tapeline.domain.instruments import split_symbol
 from tapeline.venues._binance import (
     AggTrade,
     BinanceSession,

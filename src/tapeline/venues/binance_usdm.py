@@ -41,9 +41,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from tapeline.errors import BadMessage
-from tapeline.events import DerivTicker, Instrument, Liquidation
-from tapeline.instruments import binance_usdm_instrument
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import DerivTicker, Instrument, Liquidation
+from tapeline.domain.instruments import binance_usdm_instrument
 from tapeline.venues._binance import (
     MS,
     NOTIONAL_DECIMALS,

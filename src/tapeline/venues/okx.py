@@ -42,9 +42,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from tapeline.book import L2Book
-from tapeline.errors import BadMessage
-from tapeline.events import BookGap, BookUpdate, DerivTicker, Instrument, Liquidation, Trade
+from tapeline.domain.book import L2Book
+from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Instrument, Liquidation, Trade
 from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
 
 VENUE = "okx"

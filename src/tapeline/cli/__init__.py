@@ -1,0 +1,313 @@
+"""The `tapeline` command: capture tools (normalize, bars, replay, record, import), migrations, queries."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import msgspec
+from rich.progress import Progress
+
+from tapeline.cli.query import query
+from tapeline.config import Settings
+from tapeline.domain.events import Trade
+from tapeline.domain.intervals import INTERVAL_NS
+from tapeline.flow.bars import BarAggregator
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
+from tapeline.flow.windows import newest_versions
+from tapeline.io.capture import CaptureWriter, Rejected, read_capture, replay
+from tapeline.venues import SESSIONS, detect_venue, make_session
+from tapeline.venues.base import VenueSession
+
+_json = msgspec.json.Encoder()
+
+
+@click.group()
+def main() -> None:
+    """Tapeline: crypto order flow from venue websockets to bars, footprints and signals."""
+
+
+main.add_command(query)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending ClickHouse migrations (embedded chdb or a server, per TAPELINE_CLICKHOUSE__DSN)."""
+    from tapeline.io.store import connect
+    from tapeline.io.store import migrate as apply
+
+    settings = Settings().clickhouse
+    applied = apply(connect(settings), settings.database)
+    click.echo(f"{settings.dsn} / {settings.database}: applied {applied or 'nothing (up to date)'}")
+
+
+_venue_option = click.option(
+    "--venue", type=click.Choice(list(SESSIONS)), help="Venue of the captures (default: read from each file)."
+)
+_symbols_option = click.option(
+    "--symbols",
+    default="",
+    help="Venue symbols of the captures, comma-separated (needed when a recorded REST "
+    "answer does not say its symbol, e.g. a depth snapshot without its URL).",
+)
+_horizon_option = click.option(
+    "--correction-horizon-ms", "horizon_ms", default=None, type=int,
+    help="How long final bars take late-trade corrections (default: the processor's setting).",
+)  # fmt: skip
+_captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+
+
+@main.command()
+@_venue_option
+@_symbols_option
+@_captures_argument
+def normalize(venue: str | None, symbols: str, captures: tuple[Path, ...]) -> None:
+    """Print the normalized events of capture files as JSON lines, merged by receive time.
+
+    Files of one venue share a session, so an instruments REST capture among them supplies contract
+    values to the others.
+    """
+    out = sys.stdout.buffer
+    for event in _events(captures, venue, symbols):
+        out.write(_json.encode(event) + b"\n")
+
+
+@main.command()
+@click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
+              type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
+@click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
+@_venue_option
+@_captures_argument
+@_horizon_option
+def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
+         captures: tuple[Path, ...]) -> None:  # fmt: skip
+    """Print final bars of capture files as JSON lines, computed by the stream processor's code."""
+    lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
+    aggregator = BarAggregator(intervals, lateness_ns, horizon_ns)
+    late = 0
+    trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
+    for position, trade in enumerate(trades):
+        late += bool(aggregator.add(trade, position))
+    aggregator.flush()
+    out = sys.stdout.buffer
+    for bar in newest_versions(aggregator.drain()):
+        out.write(_json.encode(bar) + b"\n")
+    _report_late(late, aggregator.corrections)
+
+
+@main.command()
+@click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
+              type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
+@click.option("--bucket", "buckets", multiple=True, metavar="INSTRUMENT=SIZE",
+              help="Price bucket size of an instrument, e.g. BTC-USDT-PERP=10; repeat for several. "
+                   "Default: the smallest 1/2/2.5/5 x 10^n >= 5 bp of the instrument's first price.")  # fmt: skip
+@click.option("--levels", is_flag=True, help="Also print each bar's price levels, after the bar.")
+@click.option("--imbalance-ratio", default=3.0, show_default=True, help="Diagonal imbalance ratio.")
+@click.option("--imbalance-min-volume", default=0.0, show_default=True, help="Minimum base volume of an imbalance.")
+@click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
+@_venue_option
+@_captures_argument
+@_horizon_option
+def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool, imbalance_ratio: float,
+              imbalance_min_volume: float, lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
+              captures: tuple[Path, ...]) -> None:  # fmt: skip
+    """Print final footprint bars of capture files as JSON lines (FootprintBar; with --levels, FootprintLevel too)."""
+    sizes = {}
+    for spec in buckets:
+        instrument, _, size = spec.partition("=")
+        try:
+            sizes[instrument] = float(size)
+        except ValueError:
+            raise click.BadParameter(f"{spec!r} is not INSTRUMENT=SIZE", param_hint="--bucket") from None
+        if not sizes[instrument] > 0 or not instrument:
+            raise click.BadParameter(f"{spec!r}: need an instrument and a positive size", param_hint="--bucket")
+    lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
+    aggregator = FootprintAggregator(intervals, lateness_ns, BucketPolicy(sizes), imbalance_ratio,
+                                     imbalance_min_volume, correction_horizon_ns=horizon_ns)  # fmt: skip
+    late = 0
+    trades = (e for e in _events(captures, venue) if isinstance(e, Trade))
+    for position, trade in enumerate(trades):
+        late += bool(aggregator.add(trade, position))
+    aggregator.flush()
+    level_rows, bar_rows = aggregator.drain()
+    by_bar: dict[tuple[str, str, str, int, int], list] = {}
+    for level in level_rows:
+        key = (level.venue, level.instrument, level.interval, level.start_ns, level.version)
+        by_bar.setdefault(key, []).append(level)
+    out = sys.stdout.buffer
+    for bar in newest_versions(bar_rows):
+        out.write(_json.encode(bar) + b"\n")
+        if levels:
+            key = (bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.version)
+            for level in sorted(by_bar[key], key=lambda x: x.price):
+                out.write(_json.encode(level) + b"\n")
+    _report_late(late, aggregator.corrections)
+
+
+def _windowing(lateness_ms: int | None, horizon_ms: int | None) -> tuple[int, int]:
+    """Allowed lateness and correction horizon in ns; unset ones are the processor's settings."""
+    processor = Settings().processor
+    lateness_ms = processor.allowed_lateness_ms if lateness_ms is None else lateness_ms
+    horizon_ms = processor.correction_horizon_ms if horizon_ms is None else horizon_ms
+    return lateness_ms * 1_000_000, horizon_ms * 1_000_000
+
+
+def _report_late(late: int, corrections: Counter[str]) -> None:
+    if corrections:
+        click.echo(f"{sum(corrections.values())} late trade-bar updates corrected final bars: {dict(corrections)}",
+                   err=True)  # fmt: skip
+    if late:
+        click.echo(f"{late} trades arrived past the correction horizon and are left out "
+                   "(raise --lateness-ms or --correction-horizon-ms to include them)", err=True)  # fmt: skip
+
+
+@main.command("replay")
+@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="With --pace recorded: how many times faster.")
+@_venue_option
+@_symbols_option
+@_captures_argument
+def replay_command(pace: str, speed: float, venue: str | None, symbols: str, captures: tuple[Path, ...]) -> None:
+    """Feed captures through the connector code into Kafka (REST lines in them answer its REST requests)."""
+    from tapeline.io.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
+
+    settings = Settings()
+    ensure_topics(settings, settings.topics.venue_topics)
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    dead_letters = DeadLetters(producer, settings.topics.dead_letter, "replay")
+    total = sum(1 for path in captures for _ in read_capture(path))
+    first_recv = started = None
+    with Progress() as progress:
+        task = progress.add_task("replaying", total=total)
+        for path, line, result in replay(_sessions(captures, venue, symbols), captures):
+            if pace == "recorded" and line.recv_ts_ns:
+                first_recv = first_recv or line.recv_ts_ns
+                started = started or time.monotonic()
+                delay = (line.recv_ts_ns - first_recv) / 1e9 / speed - (time.monotonic() - started)
+                if delay > 0:
+                    time.sleep(delay)
+            if isinstance(result, Rejected):
+                dead_letters.send(line.raw, result.reason, f"{path}:{line.line}")
+            else:
+                publisher.publish(result)
+            publisher.flush_due()
+            producer.poll(0)
+            progress.advance(task)
+    publisher.flush_all()
+    producer.flush()
+    click.echo(
+        f"published {publisher.published} events to {settings.topics.prefix}*, dead-lettered {dead_letters.count}"
+    )
+
+
+@main.command()
+@click.option("--venue", type=click.Choice(list(SESSIONS)), required=True)
+@click.option("--symbols", required=True, help="Comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT.")
+@click.option("--channels", default=None, help="Comma-separated channels (default: all the venue offers).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Capture file to append to.")
+@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+def record(venue: str, symbols: str, channels: str | None, out_path: Path, duration: float) -> None:
+    """Record a venue's websocket messages and the REST answers used, in the capture format."""
+    import signal
+
+    from tapeline.runtime.connector import Connector
+
+    settings = Settings()
+    session = make_session(venue, symbols.split(","), channels.split(",") if channels else None,
+                           settings.connector.ws_base_url, settings.connector.rest_base_url)  # fmt: skip
+    writer = CaptureWriter(out_path, f"tapeline-record:{venue}")
+    counts: Counter[str] = Counter()
+
+    def count(events: list) -> None:
+        counts.update(type(e).__name__ for e in events)
+
+    def reject(raw: bytes | str, reason: str, context: str) -> None:
+        counts["rejected"] += 1
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        if duration:
+            asyncio.get_running_loop().call_later(duration, stop.set)
+        await Connector(session, settings.connector, count, reject, writer).run(stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        writer.close()
+    click.echo(f"recorded to {out_path}: {dict(counts)}")
+
+
+@main.command("import-binance")
+@click.option("--market", type=click.Choice(["usdm", "spot"]), required=True)
+@click.option("--kind", type=click.Choice(["aggTrades", "trades"]), required=True)
+@click.option("--symbol", required=True, help="Venue symbol of the files, e.g. BTCUSDT.")
+@click.option("--dry-run", is_flag=True, help="Print the trades as JSON lines instead of publishing them.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def import_binance(market: str, kind: str, symbol: str, dry_run: bool, files: tuple[Path, ...]) -> None:
+    """Backfill Binance data-archive CSV files (plain or .zip) into the trades topic."""
+    from tapeline.io.binance_archive import read_trades
+
+    trades = (t for path in files for t in read_trades(path, market, kind, symbol))
+    if dry_run:
+        for trade in trades:
+            sys.stdout.buffer.write(_json.encode(trade) + b"\n")
+        return
+    from tapeline.io.kafka import EventPublisher, ensure_topics, make_producer
+
+    settings = Settings()
+    ensure_topics(settings, [settings.topics.trades])
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    batch: list[Trade] = []
+    for trade in trades:
+        batch.append(trade)
+        if len(batch) >= 10_000:
+            publisher.publish(batch)
+            producer.poll(0)
+            batch.clear()
+    publisher.publish(batch)
+    publisher.flush_all()
+    producer.flush()
+    click.echo(f"published {publisher.published} trades to {settings.topics.trades}")
+
+
+def _sessions(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> dict[Path, VenueSession]:
+    """One session per venue, shared by that venue's files."""
+    by_venue: dict[str, VenueSession] = {}
+    sessions = {}
+    for path in captures:
+        name = venue or _capture_venue(path)
+        if name not in by_venue:
+            by_venue[name] = make_session(name, [s for s in symbols.split(",") if s])
+        sessions[path] = by_venue[name]
+    return sessions
+
+
+def _events(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> Iterator[msgspec.Struct]:
+    """Normalized events of the captures; rejected lines are reported on stderr, once per reason."""
+    reasons: Counter[str] = Counter()
+    for _, _, result in replay(_sessions(captures, venue, symbols), captures):
+        if isinstance(result, Rejected):
+            if result.reason not in reasons:
+                click.echo(f"{result.path}:{result.line.line or '?'}: skipped: {result.reason}", err=True)
+            reasons[result.reason] += 1
+        else:
+            yield from result
+    if reasons:
+        click.echo(f"skipped {sum(reasons.values())} lines that are not events of a supported channel", err=True)
+
+
+def _capture_venue(path: Path) -> str:
+    first = next(read_capture(path), None)
+    name = detect_venue(path, first.conn if first else None)
+    if name is None:
+        raise click.UsageError(f"cannot tell the venue of {path}; pass --venue")
+    return name

@@ -1,0 +1,398 @@
+"""Stream processor: trades from Kafka -> event-time bars -> ClickHouse (and final bars -> Kafka).
+
+Faust drives consumption; the work is done in batches (`noack_take`) because per-event table
+updates run at ~2k events/s here. State that must survive a crash is not kept in Faust tables:
+every batch writes the current rows of the bars it touched to ClickHouse (idempotent upserts),
+and the batch's events are acked only after that write returns, so committed offsets never pass
+durable results. Writes run one at a time in batch order, each while the next batch is decoded
+and aggregated. On start the aggregator is restored from ClickHouse and skips positions it has
+already applied, so replays from the last commit do not double count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+import msgspec
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
+from tapeline.config import Settings
+from tapeline.domain.errors import SchemaError
+from tapeline.domain.events import Bar, BookGap, BookUpdate, Liquidation, TradeGap
+from tapeline.domain.intervals import INTERVAL_NS
+from tapeline.flow.bars import BarAggregator
+from tapeline.flow.columns import TradeColumns
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
+from tapeline.flow.liquidations import LiquidationAggregator
+from tapeline.flow.obi import ObiAggregator
+from tapeline.io.kafka import DeadLetters, ensure_topics, make_producer, produce
+from tapeline.io.metrics import (
+    BAR_ROWS_WRITTEN,
+    BATCH_SECONDS,
+    BATCH_TRADES,
+    EVENT_LAG_SECONDS,
+    FINAL_BAR_LAG_SECONDS,
+    LATE_TRADES,
+    TRADES_AGGREGATED,
+    WRITE_SECONDS,
+    WRITE_WAIT_SECONDS,
+)
+from tapeline.io.store import BarStore
+from tapeline.paths import run_dir
+
+log = logging.getLogger(__name__)
+
+FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
+BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
+MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
+
+
+class TradeRun:
+    """Consecutive trades of one instrument within a batch, gathered column by column."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list] = {name: [] for name in TRADE_FIELDS}
+        self.positions: list[int] = []
+
+    def extend(self, batch: dict[str, list], base: int) -> None:
+        for name, column in batch.items():
+            self.lists[name].extend(column)
+        self.positions.extend(range(base, base + len(batch["ts_ns"])))
+
+    def columns(self) -> TradeColumns:
+        return TradeColumns.of_lists(self.lists, self.positions)
+
+
+class OrderedWrites:
+    """Blocking writes run off the event loop one at a time, in the order submitted.
+
+    `submit` returns once the previous write is done and this one has started, with this one's future:
+    the caller works on its next batch while the write runs. A failed write raises from the next submit.
+    """
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    async def submit(self, write: Callable[..., None], *args: Any) -> asyncio.Future:
+        if self._last is not None:
+            with WRITE_WAIT_SECONDS.time():
+                await self._last
+        self._last = asyncio.get_running_loop().run_in_executor(None, _timed_write, write, *args)
+        return self._last
+
+
+def _timed_write(write: Callable[..., None], *args: Any) -> None:
+    with WRITE_SECONDS.time():
+        write(*args)
+
+
+class SideTopicPipeline:
+    """A topic besides trades feeding one aggregator into one table (books -> OBI, liquidations -> bars).
+
+    Same rules as the trade pipeline: each batch is written before Faust acks it, the aggregator skips
+    positions it already applied, and idle closing waits for the first batch after a start.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        aggregator: Any,
+        event_types: dict[str, type[msgspec.Struct]],
+        insert: Callable[[list], None],
+        settings: Settings,
+        dead_letters: DeadLetters,
+        codec: AvroCodec,
+    ) -> None:
+        self.name = name
+        self.aggregator = aggregator
+        self.event_types = event_types
+        self.insert = insert
+        self.idle_ns = settings.processor.idle_close_ms * 1_000_000
+        self.dead_letters = dead_letters
+        self.codec = codec
+        self._lock = asyncio.Lock()
+        self._consuming = False
+        self._writes = OrderedWrites()
+
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+        """Aggregate a batch and start writing its rows; returns the write's future (done: the batch is durable)."""
+        now_ns = time.time_ns()
+        async with self._lock:
+            if not self._consuming:
+                self._consuming = True
+                self.aggregator.touch(now_ns)
+            for value, offset, context in frames:
+                try:
+                    record = self.codec.decode(value)
+                    event = msgspec.convert(record, self.event_types[record["type"]])
+                except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
+                    self.dead_letters.send(value, f"processor: undecodable {self.name} event: {exc}", context)
+                    continue
+                self.aggregator.add(event, offset, now_ns)  # late book events still update the book
+            return await self._writes.submit(self.insert, self.aggregator.drain())
+
+    async def close_idle(self) -> None:
+        if not self._consuming:
+            return
+        async with self._lock:
+            self.aggregator.close_idle(time.time_ns(), self.idle_ns)
+            await (await self._writes.submit(self.insert, self.aggregator.drain()))
+
+
+class BarPipeline:
+    """Everything the processor does with a batch, independent of Faust (and so testable alone)."""
+
+    def __init__(self, settings: Settings, store: BarStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.codec = AvroCodec()
+        cfg = settings.processor
+        lateness_ns = cfg.allowed_lateness_ms * 1_000_000
+        self.horizon_ns = horizon_ns = cfg.correction_horizon_ms * 1_000_000
+        self.aggregator = BarAggregator(cfg.intervals, lateness_ns, horizon_ns)
+        policy = BucketPolicy(cfg.footprint_buckets, cfg.footprint_target_bps)
+        self.footprints = FootprintAggregator(cfg.footprint_intervals, lateness_ns, policy,
+                                              correction_horizon_ns=horizon_ns)  # fmt: skip
+        self.producer = make_producer(settings)
+        self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
+        self.side_topics = {
+            settings.topics.books: SideTopicPipeline(
+                "book", ObiAggregator(cfg.obi_intervals, lateness_ns), BOOK_EVENTS, store.insert_obi,
+                settings, self.dead_letters, self.codec,
+            ),
+            settings.topics.liquidations: SideTopicPipeline(
+                "liquidation", LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns),
+                {"liquidation": Liquidation}, store.insert_liquidation_bars, settings, self.dead_letters, self.codec,
+            ),
+        }  # fmt: skip
+        self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
+        self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
+        self._writes = OrderedWrites()  # batch N+1's rows must not land before batch N's (versions, restarts)
+
+    def restore(self) -> int:
+        rows = self.store.resume_state(self.horizon_ns)
+        self.aggregator.restore(rows)
+        levels, summaries = self.store.resume_footprints(self.horizon_ns)
+        self.footprints.restore(levels, summaries)
+        for gap in reversed(self.store.resume_trade_gaps()):  # oldest first, as they arrived
+            for aggregator in (self.aggregator, self.footprints):
+                aggregator.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
+        obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)
+        self.side_topics[self.settings.topics.books].aggregator.restore(obi_rows)
+        self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
+        return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
+
+    def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> tuple[list[TradeRun | tuple[TradeGap, int]],
+                                                                       dict[str, list]]:  # fmt: skip
+        """(value, offset, context) -> each instrument's trade runs and trade gaps in order, and the trades column
+        by column for the raw trades table; undecodable frames are dead-lettered.
+
+        A message may hold a batch, so a trade's position is its offset and its index in the message:
+        offset << 16 | index, monotone within a partition like the offsets themselves. Consecutive messages of
+        an instrument form one run (a gap ends it); instruments are independent, so each is taken whole.
+        """
+        pieces: dict[tuple[str, str], list[TradeRun | tuple[TradeGap, int]]] = {}
+        columns: dict[str, list] = {name: [] for name in TRADE_FIELDS}
+        for value, offset, context in frames:
+            try:
+                batch = self.codec.decode_trade_columns(value)
+            except (SchemaError, ValueError, TypeError, EOFError, KeyError) as exc:
+                self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
+                continue
+            if type(batch) is TradeGap:
+                pieces.setdefault((batch.venue, batch.instrument), []).append((batch, offset << 16))
+                continue
+            count = len(batch["ts_ns"])
+            if count > MAX_BATCH:
+                self.dead_letters.send(value, f"processor: batch of {count} trades exceeds {MAX_BATCH}", context)
+                continue
+            if not count:
+                continue
+            runs = pieces.setdefault((batch["venue"][0], batch["instrument"][0]), [])
+            if not runs or type(runs[-1]) is not TradeRun:
+                runs.append(TradeRun())
+            runs[-1].extend(batch, offset << 16)
+            for name, column in batch.items():
+                columns[name].extend(column)
+        return [piece for runs in pieces.values() for piece in runs], columns
+
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+        """Decode and aggregate a batch and start writing its results; returns the write's future (done: the
+        batch is durable). The write overlaps the next batch's decoding and aggregation."""
+        started = time.perf_counter()
+        pieces, columns = self.decode(frames)
+        now_ns = time.time_ns()
+        count, newest_ns = 0, 0
+        async with self._lock:
+            if not self._consuming:
+                self._consuming = True
+                self.aggregator.touch(now_ns)
+                self.footprints.touch(now_ns)
+                if pieces:
+                    first = pieces[0][1] if type(pieces[0]) is tuple else pieces[0].positions[0]
+                    log.info("first batch after start: position %d (offset %d)", first, first >> 16)
+            gaps = []
+            for piece in pieces:
+                if type(piece) is tuple:
+                    self.aggregator.add_gap(*piece)
+                    self.footprints.add_gap(*piece)
+                    gaps.append(piece[0])
+                    continue
+                trades = piece.columns()
+                count += len(trades)
+                newest_ns = max(newest_ns, int(trades.ts.max()))
+                self.footprints.add_columns(trades, now_ns)  # same windows: lateness is reported once, below
+                for i, interval in self.aggregator.add_columns(trades, now_ns):
+                    trade, position = trades.trade(i), int(trades.position[i])
+                    LATE_TRADES.labels(interval, "dead_lettered").inc()
+                    self.dead_letters.send(
+                        self.codec.encode_event(trade),
+                        f"processor: late trade: its {interval} bar was final and past the correction horizon",
+                        f"{trade.venue}/{trade.instrument} ts_ns={trade.ts_ns} offset={position >> 16}",
+                    )
+            for interval, corrected in self.aggregator.corrections.items():
+                LATE_TRADES.labels(interval, "corrected").inc(corrected)
+            self.aggregator.corrections.clear()
+            rows, footprints = self.aggregator.drain(), self.footprints.drain()
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            written = await self._writes.submit(self._write, columns, rows, footprints, newest_ns, gaps)
+        TRADES_AGGREGATED.inc(count)
+        BATCH_TRADES.observe(count)
+        if count:
+            EVENT_LAG_SECONDS.labels("consumed").observe((now_ns - newest_ns) / 1e9)
+        return written
+
+    async def close_idle(self) -> None:
+        if not self._consuming:
+            return
+        idle_ns = self.settings.processor.idle_close_ms * 1_000_000
+        async with self._lock:
+            now_ns = time.time_ns()
+            self.aggregator.close_idle(now_ns, idle_ns)
+            self.footprints.close_idle(now_ns, idle_ns)
+            rows, footprints = self.aggregator.drain(), self.footprints.drain()
+            if rows or footprints[1]:
+                await (await self._writes.submit(self._write, {}, rows, footprints))
+
+    def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0,
+               gaps: Sequence[TradeGap] = ()) -> None:  # fmt: skip
+        if self.settings.processor.write_trades:
+            self.store.insert_trade_columns(trades)
+        self.store.insert_trade_gaps(gaps)  # with the batch: a restart still flags bars that open after a gap
+        self.store.insert_bars(rows)
+        levels, summaries = footprints
+        self.store.insert_footprints(summaries, levels)
+        final = [r for r in rows if r.final]
+        BAR_ROWS_WRITTEN.labels("true").inc(len(final))
+        BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))
+        for bar in final:
+            key = f"{bar.venue}|{bar.instrument}".encode()
+            produce(self.producer, self.settings.topics.bars, self.codec.encode_event(bar), key)
+        self.producer.flush()  # final bars and dead letters are durable before the batch is acked
+        now_ns = time.time_ns()
+        if newest_ns:
+            EVENT_LAG_SECONDS.labels("written").observe((now_ns - newest_ns) / 1e9)
+        for bar in final:
+            FINAL_BAR_LAG_SECONDS.labels(bar.interval).observe(
+                (now_ns - bar.start_ns - INTERVAL_NS[bar.interval]) / 1e9
+            )
+
+
+def bound_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's Kafka consumers ask the broker to answer a fetch within `max_wait_ms`.
+
+    Faust builds its aiokafka consumer with fetch_max_wait_ms=1500 and no setting for it. Measured at
+    50k trades/s, fetches at the log end were at times held the full 1.5 s: the processor sat idle and
+    final 1s bars were 1.5-2.5 s late instead of 0.6-0.9 s. aiokafka reads the value when the consumer
+    starts, so it is set on the consumer Faust has just built.
+    """
+    create = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__",
+                     AIOKafkaConsumerThread._create_worker_consumer)  # fmt: skip
+
+    @functools.wraps(create)
+    def create_bounded(thread: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(thread, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_bounded
+
+
+def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
+    bound_fetch_wait(settings.processor.fetch_max_wait_ms)
+    datadir = run_dir() / "faust" / settings.processor.app_id  # Faust's own files, not in the working directory
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
+    kafka = settings.kafka
+    app = faust.App(
+        settings.processor.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=None,
+        store="memory://",
+        datadir=str(datadir),
+        value_serializer="raw",
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        # A restarted worker should rejoin quickly; the default waits about half of 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.processor.batch_max),
+    )
+    # One agent per topic, each consuming in batches: Faust's cost is per message, the work per batch.
+    targets = {settings.topics.trades: pipeline, **pipeline.side_topics}
+    for topic_name, target in targets.items():
+
+        async def consume(stream: faust.StreamT, target: BarPipeline | SideTopicPipeline = target) -> None:
+            batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
+            acks: set[asyncio.Task] = set()  # held until done
+            async for events in stream.noack_take(batch_max, within=within):
+                frames = [
+                    (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
+                    for e in events
+                ]
+                written = await target.process(frames)
+                ack = asyncio.ensure_future(_ack_when_written(stream, written, events))
+                acks.add(ack)
+                ack.add_done_callback(acks.discard)
+
+        topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
+        app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(consume)
+
+    @app.timer(interval=1.0)
+    async def close_idle_bars() -> None:
+        await pipeline.close_idle()
+        for side in pipeline.side_topics.values():
+            await side.close_idle()
+
+    return app
+
+
+async def _ack_when_written(stream: faust.StreamT, written: asyncio.Future, events: Sequence[faust.EventT]) -> None:
+    """Ack a batch once its results are durable; if its write failed the batch stays unacked (and the next
+    write, or the idle timer's, raises the error)."""
+    await asyncio.wait([written])
+    if written.exception() is None:
+        for event in events:
+            await stream.ack(event)
+
+
+def prepare(settings: Settings) -> BarPipeline:
+    ensure_topics(
+        settings,
+        [settings.topics.trades, settings.topics.books, settings.topics.liquidations, settings.topics.bars,
+         settings.topics.signals, settings.topics.dead_letter],
+    )  # fmt: skip
+    store = BarStore.open(settings.clickhouse)
+    pipeline = BarPipeline(settings, store)
+    restored = pipeline.restore()
+    log.info("processor restored %d bar rows from ClickHouse", restored)
+    return pipeline
