@@ -7,15 +7,16 @@ import logging
 import signal
 
 from tapeline.config import Settings
-from tapeline.io import metrics
-from tapeline.runtime import connector
+from tapeline.runtime import connector, observability
 
 
 async def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics.serve(settings.metrics.port)
     live, publisher = connector.build(settings)
+    health = observability.Health()
+    live.register_health(health)
+    observability.serve(settings.metrics.port, health)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -11,16 +11,18 @@ import logging
 import faust
 
 from tapeline.config import Settings
-from tapeline.io import metrics
 from tapeline.io.rpc.server import build_server
+from tapeline.runtime import observability
 from tapeline.runtime.processor import build_app, prepare
 
 
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics.serve(settings.metrics.port)
     pipeline = prepare(settings)
+    health = observability.Health()
+    health.liveness("processor timer", pipeline.heartbeat.check)
+    observability.serve(settings.metrics.port, health)
     serve_queries = settings.processor.serve_queries
     if serve_queries if serve_queries is not None else settings.clickhouse.embedded:
         server, port = build_server(pipeline.store, settings.query)

@@ -7,9 +7,9 @@ import sys
 
 from tapeline.config import Settings
 from tapeline.domain.errors import TapelineError
-from tapeline.io import metrics
 from tapeline.io.rpc.server import serve
 from tapeline.io.store import BarStore
+from tapeline.runtime import observability
 
 log = logging.getLogger("services.query")
 
@@ -19,7 +19,7 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         store = BarStore.open(settings.clickhouse)
-        metrics.serve(settings.metrics.port)
+        observability.serve(settings.metrics.port, observability.Health())  # gRPC health answers the probes
         serve(store, settings.query)
     except TapelineError as exc:  # a store or bind failure: one clear line, not a traceback
         log.error("%s", exc)

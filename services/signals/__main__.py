@@ -8,18 +8,21 @@ from __future__ import annotations
 import logging
 
 from tapeline.config import Settings
-from tapeline.io import metrics
 from tapeline.io.kafka import ensure_topics
+from tapeline.runtime import observability
 from tapeline.runtime.signal_service import run_forever
 
 
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics.serve(settings.metrics.port)
+    heartbeat = observability.Heartbeat("signal consumer loop", 60.0)  # a turn polls for 0.5 s at most
+    health = observability.Health()
+    health.liveness("signal consumer loop", heartbeat.check)
+    observability.serve(settings.metrics.port, health)
     topics = settings.topics
     ensure_topics(settings, [topics.bars, topics.signals, topics.dead_letter])
-    run_forever(settings)
+    run_forever(settings, heartbeat)
 
 
 if __name__ == "__main__":

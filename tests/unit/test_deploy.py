@@ -511,6 +511,9 @@ def test_services_and_their_wiring(
         assert annotations.get("prometheus.io/port") == str(settings.metrics.port), name
         for probe in ("readinessProbe", "livenessProbe"):
             assert probe in container, f"{name}: no {probe}"
+            http = container[probe].get("httpGet")
+            if http:  # the health endpoints, not /metrics (which answers even when every loop is dead)
+                assert http["path"] == ("/readyz" if probe == "readinessProbe" else "/healthz"), f"{name}: {probe}"
     assert set(modules) == {"connector", "processor", "query", "signals"}
     assert deployment(docs, "tapeline-connector-binance-usdm")
     assert deployment(docs, "tapeline-processor")["spec"]["replicas"] == 1

@@ -107,7 +107,8 @@ class CaptureWriter:
 
     def write(self, conn: str, raw: bytes | str, recv_ts_ns: int | None = None) -> None:
         self._line += 1
-        text = raw.decode() if isinstance(raw, bytes) else raw
+        # A capture line is JSON text: bytes that are not UTF-8 (a venue never sends them) are kept as U+FFFD.
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
         record = {"source": self._source, "line": self._line, "recv_ts_ns": recv_ts_ns or time.time_ns(),
                   "conn": conn, "raw": text}  # fmt: skip
         self._fh.write(self._encoder.encode(record) + b"\n")

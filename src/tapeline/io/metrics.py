@@ -1,13 +1,17 @@
-"""Prometheus metrics, defined once. Services expose them with `serve(port)` when a port is set."""
+"""Prometheus metrics, defined once. Services serve them (with health checks) through runtime/observability.py."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram
 
 MESSAGES_IN = Counter("tapeline_ws_messages_total", "Websocket messages received", ["venue"])
 EVENTS_OUT = Counter("tapeline_events_published_total", "Normalized events published", ["venue", "type"])
 DEAD_LETTERS = Counter("tapeline_dead_letters_total", "Messages routed to the dead-letter topic", ["source", "kind"])
 RECONNECTS = Counter("tapeline_ws_reconnects_total", "Websocket reconnects", ["venue"])
+CONNECTOR_FAILURES = Counter(
+    "tapeline_connector_unexpected_failures_total", "Failures nothing anticipated (each logged with its traceback; "
+    "the message is dead-lettered and the connection rebuilt)", ["venue", "stage"],
+)  # fmt: skip
 TRADES_AGGREGATED = Counter("tapeline_trades_aggregated_total", "Trades applied to bars")
 LATE_TRADES = Counter(
     "tapeline_late_trades_total",
@@ -39,8 +43,3 @@ WRITE_WAIT_SECONDS = Histogram(
 )
 SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])
 RPC_REQUESTS = Counter("tapeline_rpc_requests_total", "gRPC requests", ["method", "code"])
-
-
-def serve(port: int) -> None:
-    if port:
-        start_http_server(port)

@@ -46,11 +46,13 @@ from tapeline.io.metrics import (
 )
 from tapeline.io.store import BarStore
 from tapeline.paths import run_dir
+from tapeline.runtime.observability import Heartbeat
 
 log = logging.getLogger(__name__)
 
 FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
 BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
+HEARTBEAT_LIMIT_S = 30.0  # the idle timer runs every second; this long without it, the worker is stuck
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
@@ -175,6 +177,7 @@ class BarPipeline:
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
         self._writes = OrderedWrites()  # batch N+1's rows must not land before batch N's (versions, restarts)
+        self.heartbeat = Heartbeat("processor timer", HEARTBEAT_LIMIT_S)  # beats every second in the Faust app
 
     def restore(self) -> int:
         rows = self.store.resume_state(self.horizon_ns)
@@ -369,6 +372,7 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
 
     @app.timer(interval=1.0)
     async def close_idle_bars() -> None:
+        pipeline.heartbeat.beat()
         await pipeline.close_idle()
         for side in pipeline.side_topics.values():
             await side.close_idle()

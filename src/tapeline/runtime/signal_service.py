@@ -31,6 +31,7 @@ from tapeline.domain.errors import BadMessage, TapelineError
 from tapeline.domain.events import Bar, Signal
 from tapeline.io.kafka import DeadLetters, make_producer, produce
 from tapeline.io.metrics import SIGNALS_OUT
+from tapeline.runtime.observability import Heartbeat
 from tapeline.signals.divergence import SeriesDetectors, SeriesKey, series_key, warmup_bars
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ def run(
     *,
     max_idle_s: float | None = None,
     warmup_messages: int | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> RunStats:
     """Run until `stop_event` is set or, once partitions are assigned, no message came for `max_idle_s`."""
     stop_event = stop_event or threading.Event()
@@ -266,6 +268,8 @@ def run(
     last_activity = time.monotonic()
     try:
         while not stop_event.is_set():
+            if heartbeat:
+                heartbeat.beat()
             if service.run_once():
                 last_activity = time.monotonic()
             elif not service.assigned_once.is_set():
@@ -278,7 +282,7 @@ def run(
     return service.stats
 
 
-def run_forever(settings: Settings) -> None:
+def run_forever(settings: Settings, heartbeat: Heartbeat | None = None) -> None:
     """Run until SIGTERM or SIGINT; the current batch finishes and its offsets are committed."""
     stop_event = threading.Event()
 
@@ -288,4 +292,4 @@ def run_forever(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    run(settings, stop_event)
+    run(settings, stop_event, heartbeat=heartbeat)
