@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tapeline.domain.events import TradeBatch
 from tapeline.io.capture import read_capture
 from tapeline.io.kafka import EventPublisher, ensure_topics, make_producer, produce
 from tapeline.io.rpc.client import QueryClient, QueryError
-from tapeline.venues import binance_usdm
+from tapeline.venues.binance.session import BinanceUsdmSession
 from tools import REPO_ROOT, kafka_local
 from tools.supervisor import ServiceProcess
 
@@ -44,19 +45,25 @@ def best_rate(fn, n: int, repeats: int = 5) -> float:
     return n / best
 
 
+def trade_parser() -> Callable[[bytes, int], list]:
+    """The connector's path for a trade message: the USD-M session's `on_ws`, payload -> [Trade]."""
+    on_ws = BinanceUsdmSession(["BTCUSDT"], ["trade"]).on_ws
+    return lambda payload, recv_ts_ns: on_ws(payload, recv_ts_ns).events
+
+
 def bench_parse(payloads: list[bytes]) -> float:
-    parse = binance_usdm.parse
+    parse = trade_parser()
     return best_rate(lambda: [parse(p, 1) for p in payloads], len(payloads))
 
 
 def bench_encode(payloads: list[bytes]) -> float:
-    parse, encode = binance_usdm.parse, AvroCodec().encode_event
+    parse, encode = trade_parser(), AvroCodec().encode_event
     return best_rate(lambda: [encode(t) for p in payloads for t in parse(p, 1)], len(payloads))
 
 
 def bench_produce(payloads: list[bytes], settings: Settings) -> float:
     """Parse + normalize + Avro + produce (acks=all, idempotent), including the final flush."""
-    parse, encode = binance_usdm.parse, AvroCodec().encode_event
+    parse, encode = trade_parser(), AvroCodec().encode_event
     producer = make_producer(settings)
     topic = settings.topics.trades
     ensure_topics(settings, [topic])
@@ -78,7 +85,8 @@ def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[flo
     it, so neither the group join nor the publisher's speed enters the rate.
     """
     payloads = _capture_payloads()
-    parsed = [t for p in payloads for t in binance_usdm.parse(p, 1)]
+    parse = trade_parser()
+    parsed = [t for p in payloads for t in parse(p, 1)]
     step = parsed[-1].ts_ns - parsed[0].ts_ns + 1_000_000
     feed = []
     for i in range(trades):

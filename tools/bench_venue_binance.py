@@ -2,11 +2,11 @@
 
     .venv/bin/python tools/bench_venue_binance.py [--repeats N]
 
-- trades: `binance_usdm.parse` (the connector's module shape) and `BinanceUsdmSession.on_ws`, payload ->
+- trades: `BinanceUsdmSession.on_ws` (what the connector runs) and `BinanceSpotSession.on_ws`, payload ->
   Trade, on the hftbacktest `trade` capture (21,313 messages) and the cryptofeed `aggTrade` captures.
   "dropped" throws each result away as the connector does after publishing; "kept" collects them in a list
   like tools/bench.py, which also measures the allocator and garbage collector holding 21k results.
-- spot trades: `binance_spot.parse` on the same trades rewritten into the spot shape (there is no spot
+- spot trades: the spot session on the same trades rewritten into the spot shape (there is no spot
   capture), so the number is comparable, not independent.
 - depth: book maintenance (payload -> pu check -> L2Book update -> BookUpdate), replaying each recording
   through a fresh session with its REST snapshot, on the hftbacktest BTCUSDT capture (6,551 messages,
@@ -32,8 +32,7 @@ import click
 import orjson
 
 from tapeline.io.capture import read_capture
-from tapeline.venues import binance_spot, binance_usdm
-from tapeline.venues.binance_usdm import BinanceUsdmSession
+from tapeline.venues.binance.session import BinanceSpotSession, BinanceUsdmSession
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 USDM = DATA / "binance_usdm"
@@ -124,11 +123,11 @@ def main(repeats: int) -> None:
     hft = payloads(USDM / "trade" / f"{HFT}.trade.jsonl.gz")
     agg = [p for path in sorted((USDM / "aggTrade").glob("cryptofeed_*")) for p in payloads(path)] * 50
     session = BinanceUsdmSession(["BTCUSDT"], ["trade", "aggTrade"])
+    spot = BinanceSpotSession(["BTCUSDT"], ["trade"])
     rows = [
-        ("binance_usdm.parse, trade (hftbacktest)", binance_usdm.parse, hft),
-        ("binance_usdm.parse, aggTrade (cryptofeed, x50)", binance_usdm.parse, agg),
         ("BinanceUsdmSession.on_ws, trade (hftbacktest)", session.on_ws, hft),
-        ("binance_spot.parse, trade (hftbacktest in spot shape)", binance_spot.parse, [spot_shape(p) for p in hft]),
+        ("BinanceUsdmSession.on_ws, aggTrade (cryptofeed, x50)", session.on_ws, agg),
+        ("BinanceSpotSession.on_ws, trade (hftbacktest in spot shape)", spot.on_ws, [spot_shape(p) for p in hft]),
     ]
     print(f"{'trades: parse + normalize':<58} {'dropped/s':>11} {'kept/s':>11} {'orjson/s':>11}")
     for name, fn, msgs in rows:

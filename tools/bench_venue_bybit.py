@@ -24,7 +24,7 @@ import click
 import orjson
 
 from tapeline.io.capture import read_capture
-from tapeline.venues.bybit import BybitLinearSession, BybitSession, BybitSpotSession
+from tapeline.venues.bybit.session import BybitLinearSession, BybitSession, BybitSpotSession
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BYBIT = DATA / "bybit_v5"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tapeline.domain.events import BookUpdate, Trade
 from tapeline.io.capture import read_capture
-from tapeline.venues.hyperliquid import HyperliquidSession
+from tapeline.venues.hyperliquid.session import HyperliquidSession
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hyperliquid"
 TRADES = DATA / "trades" / "hftbacktest_2025-01-26__btcusd_20250126.gz.trades.jsonl"

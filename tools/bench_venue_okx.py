@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from tapeline.io.capture import read_capture
-from tapeline.venues import okx
-from tapeline.venues.okx import OkxSession, inst_type
+from tapeline.venues.okx.instruments import inst_type
+from tapeline.venues.okx.session import OkxSession
+from tapeline.venues.okx.wire import book_decoder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "okx_v5"
 BOOKS = DATA / "books-l2-tbt" / "cryptofeed_2021-07-22__OKEX.ws.1.0.books-l2-tbt.jsonl"
@@ -110,7 +111,7 @@ def main() -> None:
         started = time.perf_counter()
         for _ in range(args.repeat):
             for payload, _recv in books:
-                okx._book_dec.decode(payload)
+                book_decoder.decode(payload)
         best = min(best, time.perf_counter() - started)
     print(f"book messages, msgspec decode only  : {len(books) * args.repeat / best:>10,.0f} msgs/s per core")
 

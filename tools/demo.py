@@ -16,9 +16,9 @@ from rich.console import Console
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.instruments import binance_usdm_instrument
 from tapeline.io.rpc.client import QueryClient, QueryError
 from tapeline.paths import run_dir
+from tapeline.venues.binance.instruments import usdm_instrument
 from tools import kafka_local
 from tools.simulator import SimulatorSettings
 from tools.supervisor import ServiceProcess
@@ -55,7 +55,7 @@ def main(symbols: str, rate: float, duration: float) -> None:
             client.wait_ready(60)
             _print_help(target, symbols)
             threading.Thread(target=_print_signals, args=(settings, bootstrap, stop), daemon=True).start()
-            _print_bars(client, [binance_usdm_instrument(s) for s in symbols.split(",")], services, stop, duration)
+            _print_bars(client, [usdm_instrument(s) for s in symbols.split(",")], services, stop, duration)
     finally:
         console.print("stopping services...")
         for service in reversed(services):
@@ -63,7 +63,7 @@ def main(symbols: str, rate: float, duration: float) -> None:
 
 
 def _print_help(target: str, symbols: str) -> None:
-    instrument = binance_usdm_instrument(symbols.split(",")[0])
+    instrument = usdm_instrument(symbols.split(",")[0])
     console.print(
         "\n[bold]Query the bars[/] (in another terminal, while this runs):\n"
         f"  .venv/bin/tapeline query bars --target {target} --venue binance-usdm --instrument {instrument}"

@@ -45,7 +45,7 @@ from websockets.http11 import Request, Response
 
 from tapeline.config import CsvList
 from tapeline.io.capture import merge_captures
-from tapeline.venues.binance_usdm import CHANNEL_PATH, stream_urls
+from tapeline.venues.binance.session import USDM_CHANNEL_PATH, usdm_stream_urls
 
 TICKS = {"BTCUSDT": "0.1", "ETHUSDT": "0.01"}
 DEFAULT_TICK = "0.0001"
@@ -232,7 +232,7 @@ def stream_tier(stream: str) -> str:
     channel = parts[0] if stream.startswith("!") else (parts[1] if len(parts) > 1 else "")
     if channel.startswith("depth"):  # depth, depth5, depth20@100ms, ...
         return "public"
-    return CHANNEL_PATH.get(channel, "market")
+    return USDM_CHANNEL_PATH.get(channel, "market")
 
 
 @dataclass(frozen=True, slots=True)
@@ -763,7 +763,7 @@ async def _serve(sim: Simulator, host: str, port: int, symbols: list[str], chann
     port = await sim.start(host, port)
     base = f"ws://{host}:{port}"
     log.info("simulated Binance USD-M on %s (set TAPELINE_CONNECTOR__WS_BASE_URL=%s)", base, base)
-    for url in stream_urls(base, symbols, channels.split(",")):
+    for url in usdm_stream_urls(base, symbols, channels.split(",")):
         log.info("  %s", url)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tapeline.config import Settings
-from tapeline.domain.instruments import binance_usdm_instrument
 from tapeline.io.rpc.client import QueryClient, QueryError
-from tests.integration.services import Service, free_port, wait_for
+from tapeline.venues.binance.instruments import usdm_instrument
+from tests.support.services import Service, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def _ledger_totals(path: Path) -> dict[tuple[str, str], dict[str, Decimal]]:
     for line in path.read_text().splitlines():
         sent = json.loads(line)
         side = "sell" if sent["m"] else "buy"
-        bucket = totals[(binance_usdm_instrument(sent["symbol"]), side)]
+        bucket = totals[(usdm_instrument(sent["symbol"]), side)]
         bucket["base"] += Decimal(sent["q"])
         bucket["quote"] += Decimal(sent["q"]) * Decimal(sent["p"])
         bucket["count"] += 1
@@ -39,7 +39,7 @@ def _ledger_totals(path: Path) -> dict[tuple[str, str], dict[str, Decimal]]:
 def _served_totals(client: QueryClient, interval: str) -> dict[tuple[str, str], dict[str, Decimal]]:
     totals: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for symbol in SYMBOLS:
-        instrument = binance_usdm_instrument(symbol)
+        instrument = usdm_instrument(symbol)
         for bar in client.get_bars("binance-usdm", instrument, interval, 0, 2**62):
             for side in ("buy", "sell"):
                 bucket = totals[(instrument, side)]

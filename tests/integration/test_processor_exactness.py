@@ -24,9 +24,9 @@ from tapeline.domain.events import BookGap
 from tapeline.flow.obi import ObiAggregator
 from tapeline.io.capture import drive, merge_captures
 from tapeline.io.rpc.client import QueryClient, QueryError
-from tapeline.venues.binance_usdm import BinanceUsdmSession
-from tests.datafiles import data_files
-from tests.integration.services import Service, free_port, wait_for
+from tapeline.venues.binance.session import BinanceUsdmSession
+from tests.support.data import data_files
+from tests.support.services import Service, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

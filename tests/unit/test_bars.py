@@ -12,8 +12,8 @@ from tapeline.flow.bars import BarAggregator
 from tapeline.flow.windows import newest_versions
 from tapeline.io.capture import read_capture
 from tapeline.io.store import BarStore
-from tapeline.venues import binance_usdm
-from tests.datafiles import data_files
+from tests.support.data import data_files
+from tests.support.venues import usdm_capture_trades
 
 S = 1_000_000_000
 
@@ -244,7 +244,7 @@ def test_restarts_at_random_points_give_identical_bars(
     With disorder beyond the lateness, late trades correct final bars; restarts must not change that.
     """
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
-    trades = [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
+    trades = usdm_capture_trades(read_capture(capture))
     rng = random.Random(20261121)
     trades.sort(key=lambda t: t.ts_ns + rng.uniform(0, disorder_s * S))
 

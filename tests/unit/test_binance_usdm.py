@@ -9,8 +9,9 @@ import pytest
 
 from tapeline.domain.errors import BadMessage
 from tapeline.io.capture import read_capture
-from tapeline.venues import binance_usdm
-from tests.datafiles import data_files
+from tapeline.venues.binance.session import usdm_stream_urls
+from tests.support.data import data_files
+from tests.support.venues import usdm_trades
 
 
 def _independent(raw: str) -> dict:
@@ -33,7 +34,7 @@ def test_trades_match_raw_messages(pattern: str) -> None:
             expected["n"] += 1
             expected[side] += qty
             expected[f"{side}_quote"] += qty * price
-            (trade,) = binance_usdm.parse(line.raw, line.recv_ts_ns)
+            (trade,) = usdm_trades(line.raw, line.recv_ts_ns)
             assert trade.ts_ns == data["T"] * 1_000_000
             assert trade.symbol == data["s"]
             assert trade.side == side
@@ -52,7 +53,7 @@ def test_known_message_fields() -> None:
         '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1791283227690,"a":3476465318,"s":"BTCUSDT",'
         '"p":"86000.00","q":"4.577","nq":"4.571","f":8149533714,"l":8149533773,"T":1791283227688,"m":true,"st":1}}'
     )
-    (trade,) = binance_usdm.parse(raw, 5)
+    (trade,) = usdm_trades(raw, 5)
     assert (trade.venue, trade.instrument, trade.side, trade.trade_id) == (
         "binance-usdm",
         "BTC-USDT-PERP",
@@ -65,7 +66,7 @@ def test_known_message_fields() -> None:
 
 def test_delivery_contract_instrument() -> None:
     raw = '{"e":"aggTrade","E":1,"a":1,"s":"BTCUSDT_210625","p":"1","q":"1","f":1,"l":1,"T":1,"m":false}'
-    assert binance_usdm.parse(raw)[0].instrument == "BTC-USDT-210625"
+    assert usdm_trades(raw)[0].instrument == "BTC-USDT-210625"
 
 
 @pytest.mark.parametrize(
@@ -73,23 +74,23 @@ def test_delivery_contract_instrument() -> None:
     [
         ("not json", "invalid JSON"),
         ('{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1}}', "unsupported"),
-        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"NaN","q":"1","T":1,"m":true}', "positive and finite"),
-        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"-1","q":"1","T":1,"m":true}', "positive and finite"),
-        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"1","q":"0","T":1,"m":true}', "positive and finite"),
-        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"abc","q":"1","T":1,"m":true}', "non-numeric"),
+        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"NaN","q":"1","T":1,"m":true}', "price 'NaN' is not finite"),
+        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"-1","q":"1","T":1,"m":true}', "price '-1' must be > 0"),
+        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"1","q":"0","T":1,"m":true}', "quantity '0' must be > 0"),
+        ('{"e":"aggTrade","E":1,"s":"BTCUSDT","p":"abc","q":"1","T":1,"m":true}', "price 'abc' is not a number"),
         ('{"e":"aggTrade","E":1,"s":"BTCUSDT","q":"1","T":1,"m":true}', "malformed"),
     ],
 )
 def test_bad_messages_say_why(raw: str, reason: str) -> None:
     with pytest.raises(BadMessage, match=reason):
-        binance_usdm.parse(raw)
+        usdm_trades(raw)
 
 
 def test_stream_urls_route_by_path() -> None:
-    urls = binance_usdm.stream_urls("wss://fstream.binance.com", ["BTCUSDT", "ETHUSDT"], ["aggTrade", "trade"])
+    urls = usdm_stream_urls("wss://fstream.binance.com", ["BTCUSDT", "ETHUSDT"], ["aggTrade", "trade"])
     assert urls == [
         "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade",
         "wss://fstream.binance.com/public/stream?streams=btcusdt@trade/ethusdt@trade",
     ]
     with pytest.raises(ValueError, match="unknown Binance USD-M channel"):
-        binance_usdm.stream_urls("wss://x", ["BTCUSDT"], ["klines"])
+        usdm_stream_urls("wss://x", ["BTCUSDT"], ["klines"])

@@ -12,8 +12,8 @@ from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.windows import WindowedAggregator, newest_versions
 from tapeline.io.capture import read_capture
-from tapeline.venues import binance_usdm
-from tests.datafiles import data_files, venue_trades
+from tests.support.data import data_files, venue_trades
+from tests.support.venues import usdm_capture_trades
 
 S = 1_000_000_000
 INTERVALS = ["1s", "1m", "5m", "1h", "1d"]
@@ -107,7 +107,7 @@ def run_footprints(events: list, seed: int, lateness_s: float, horizon_s: float,
 @pytest.mark.parametrize("disorder_s, lateness_s, horizon_s", [(0, 0, 0), (3, 1, 0), (8, 1, 300), (0.2, 0.5, 300)])
 def test_bulk_bars_equal_one_by_one_on_a_real_capture(disorder_s: float, lateness_s: float, horizon_s: float) -> None:
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
-    trades = [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
+    trades = usdm_capture_trades(read_capture(capture))
     events = with_gaps(disordered(trades, disorder_s, 7), 8)
     one_by_one = run_bars(events, 9, lateness_s, horizon_s, bulk=False)
     bulk = run_bars(events, 9, lateness_s, horizon_s, bulk=True)
@@ -123,7 +123,7 @@ def test_bulk_footprints_equal_one_by_one_on_a_real_capture(
     disorder_s: float, lateness_s: float, horizon_s: float
 ) -> None:
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
-    trades = [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
+    trades = usdm_capture_trades(read_capture(capture))
     events = disordered(trades, disorder_s, 3)
     one_by_one = run_footprints(events, 4, lateness_s, horizon_s, bulk=False)
     bulk = run_footprints(events, 4, lateness_s, horizon_s, bulk=True)

@@ -11,7 +11,7 @@ from tapeline.config import ConnectorSettings
 from tapeline.domain.events import DerivTicker, Trade
 from tapeline.runtime.connector import Connector
 from tapeline.runtime.observability import Health
-from tapeline.venues.binance_usdm import BinanceUsdmSession
+from tapeline.venues.binance.session import BinanceUsdmSession
 from tools.capture_server import CaptureServer
 
 AGG = (

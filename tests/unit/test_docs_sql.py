@@ -10,15 +10,15 @@ from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import FootprintAggregator
 from tapeline.io.capture import read_capture
 from tapeline.io.store import BarStore
-from tapeline.venues import binance_usdm
-from tests.datafiles import data_files
+from tests.support.data import data_files
+from tests.support.venues import usdm_capture_trades
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "clickhouse.md"
 
 
 def test_every_example_query_runs(store_factory: Callable[[], BarStore]) -> None:
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
-    trades = [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
+    trades = usdm_capture_trades(read_capture(capture))
     store = store_factory()
     bars, prints = BarAggregator(["1m", "5m", "1d"], 10**9), FootprintAggregator(["1m"], 10**9)
     for position, trade in enumerate(trades):

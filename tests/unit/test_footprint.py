@@ -31,8 +31,8 @@ from tapeline.flow.footprint import (
 )
 from tapeline.io.capture import read_capture
 from tapeline.io.store import BarStore
-from tapeline.venues import binance_usdm
-from tests.datafiles import data_files
+from tests.support.data import data_files
+from tests.support.venues import usdm_capture_trades
 
 S = 1_000_000_000
 BTC = "BTC-USDT-PERP"
@@ -383,7 +383,7 @@ def test_instruments_and_venues_are_independent_with_their_own_bucket_sizes() ->
 
 def real_trades() -> list[Trade]:
     (capture,) = data_files("binance_usdm/trade/hftbacktest_*.gz")
-    return [t for line in read_capture(capture) for t in binance_usdm.parse(line.raw, line.recv_ts_ns)]
+    return usdm_capture_trades(read_capture(capture))
 
 
 @pytest.mark.data

@@ -23,8 +23,8 @@ from tapeline.domain.events import BookGap, BookUpdate
 from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, ObiBar, stat_fields
 from tapeline.io.capture import drive, merge_captures
 from tapeline.paths import schemas_dir
-from tapeline.venues.binance_usdm import BinanceUsdmSession
-from tests.datafiles import data_files
+from tapeline.venues.binance.session import BinanceUsdmSession
+from tests.support.data import data_files
 
 VENUE = "binance-usdm"
 INST = "BTC-USDT-PERP"

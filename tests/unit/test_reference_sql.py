@@ -14,7 +14,7 @@ import pytest
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.io.store import BarStore
-from tests.datafiles import VENUE_TRADE_CAPTURES, data_files, venue_trades
+from tests.support.data import VENUE_TRADE_CAPTURES, data_files, venue_trades
 
 BUCKET_BPS = 2.0
 LATE_ENOUGH = 10**15  # no trade is late: the reference has no notion of lateness

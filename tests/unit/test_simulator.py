@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from tapeline.io.capture import read_capture
-from tapeline.venues.binance_usdm import parse
+from tests.support.venues import usdm_trades as parse
 from tools.simulator import Market, SentTrade, Simulator, SimulatorThread, parse_route, stream_tier
 
 DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"

@@ -23,12 +23,11 @@ from tapeline.domain.book import L2Book
 from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade, as_record
 from tapeline.io.capture import CaptureLine, drive, read_capture
-from tapeline.venues import binance_spot, binance_usdm
-from tapeline.venues._binance import notional
 from tapeline.venues.base import Output, RestRequest
-from tapeline.venues.binance_spot import BinanceSpotSession
-from tapeline.venues.binance_usdm import BinanceUsdmSession
-from tests.datafiles import data_files
+from tapeline.venues.binance.session import BinanceSpotSession, BinanceUsdmSession, spot_stream_urls, usdm_stream_urls
+from tapeline.venues.common import notional
+from tests.support.data import data_files
+from tests.support.venues import usdm_trades
 
 DEPTH_SOURCES = ["cryptofeed_2021-04-17", "cryptofeed_2021-07-22", "hftbacktest_2024-08-08"]
 HFT_SYMBOL = "BTCUSDT"  # the hftbacktest snapshot was recorded without its URL: it is BTCUSDT's
@@ -91,10 +90,16 @@ def _fork(session: BinanceUsdmSession, symbol: str) -> BinanceUsdmSession:
     probe = copy.copy(session)
     probe.books = dict(session.books)
     state = copy.copy(session.books[symbol])
-    state.book = L2Book()
-    state.book.bids, state.book.asks = dict(session.books[symbol].book.bids), dict(session.books[symbol].book.asks)
-    state.book.last_seq, state.book.verified = session.books[symbol].book.last_seq, session.books[symbol].book.verified
-    state.buffer = deque(state.buffer, maxlen=state.max_buffer)
+    state.levels = L2Book()
+    state.levels.bids, state.levels.asks = (
+        dict(session.books[symbol].levels.bids),
+        dict(session.books[symbol].levels.asks),
+    )
+    state.levels.last_seq, state.levels.verified = (
+        session.books[symbol].levels.last_seq,
+        session.books[symbol].levels.verified,
+    )
+    state.buffer = deque(state.buffer, maxlen=state.buffer.maxlen)
     probe.books[symbol] = state
     return probe
 
@@ -133,8 +138,8 @@ def test_depth_replay_has_zero_gaps_and_rebuilds_the_book(source: str) -> None:
         ]
         assert all(not d.is_snapshot and d.instrument == f"{symbol[:-4]}-USDT-PERP" for d in deltas)
         bids, asks = truth.final_book(symbol)
-        assert _as_decimal(state.book.bids) == bids and _as_decimal(state.book.asks) == asks, symbol
-        assert state.book.verified and not state.book.crossed()
+        assert _as_decimal(state.levels.bids) == bids and _as_decimal(state.levels.asks) == asks, symbol
+        assert state.levels.verified and not state.levels.crossed()
 
 
 @pytest.mark.parametrize("source", DEPTH_SOURCES)
@@ -169,7 +174,7 @@ def test_every_removed_depth_event_after_sync_is_detected(source: str) -> None:
                 assert isinstance(gap, BookGap) and gap.symbol == symbol
                 assert (gap.last_good_seq, gap.first_bad_seq) == (events[i - 1]["u"], events[i + 1]["U"])
                 assert [r.key for r in out.requests] == [f"depth:{symbol}"]
-                assert not probe.books[symbol].book.verified and probe.books[symbol].state == "pending"
+                assert not probe.books[symbol].levels.verified and probe.books[symbol].state == "pending"
                 assert session.books[symbol].gaps == 0  # the real session is untouched
                 checked += 1
         _feed(session, kind, line)
@@ -217,8 +222,8 @@ def test_hftbacktest_book_matches_the_recorded_book_ticker() -> None:
     for kind, line in _merged("hftbacktest_2024-08-08"):
         _feed(session, kind, line)
         if state.state == "live" and state.last_u in tickers:
-            bid, ask = state.book.best_bid(), state.book.best_ask()
-            assert (bid, state.book.bids[bid], ask, state.book.asks[ask]) == tickers[state.last_u]
+            bid, ask = state.levels.best_bid(), state.levels.best_ask()
+            assert (bid, state.levels.bids[bid], ask, state.levels.asks[ask]) == tickers[state.last_u]
             compared += 1
     assert compared > 500  # 629 coinciding ids in this capture
 
@@ -267,7 +272,7 @@ def test_usdm_bridging_rule_edges() -> None:
     assert (out.events[0].ts_ns, out.events[0].recv_ts_ns) == (4_000_000, 3)  # snapshot T, and its receipt
     out = session.on_ws(_depth(105, 110, 100, b=[(99.5, 2)], a=[(101, 0)]), 4)  # U jumps: ids are not contiguous
     assert _kinds(out) == ["delta"]
-    assert session.books["BTCUSDT"].book.top(5) == ([(99.5, 2.0), (99.0, 1.0)], [])
+    assert session.books["BTCUSDT"].levels.top(5) == ([(99.5, 2.0), (99.0, 1.0)], [])
 
 
 def test_usdm_snapshot_older_than_the_stream_asks_again_without_a_gap() -> None:
@@ -287,11 +292,11 @@ def test_usdm_pu_break_reports_gap_buffers_and_resyncs() -> None:
     out = session.on_ws(_depth(41, 50, 40, b=[(98, 1)]), 4)  # 31..40 lost
     (gap,) = out.events
     assert (gap.reason, gap.last_good_seq, gap.first_bad_seq, gap.recv_ts_ns) == ("pu 40 != previous u 30", 30, 41, 4)
-    assert out.requests == [request] and not session.books["BTCUSDT"].book.verified
+    assert out.requests == [request] and not session.books["BTCUSDT"].levels.verified
     assert session.on_ws(_depth(51, 60, 50), 5).events == []  # buffered while the snapshot is pending
     out = session.on_rest(request, _snapshot(45, bids=[(97, 3)]), 6)
     assert _kinds(out) == ["snapshot", "delta", "delta"]
-    assert session.books["BTCUSDT"].book.bids == {97.0: 3.0, 98.0: 1.0}
+    assert session.books["BTCUSDT"].levels.bids == {97.0: 3.0, 98.0: 1.0}
     assert session.on_rest(request, _snapshot(1), 7).events == []  # a late answer to a live book is ignored
 
 
@@ -304,9 +309,7 @@ def test_usdm_disconnect_gaps_the_books_of_that_connection_only() -> None:
         session.on_rest(request, _snapshot(15), 2)
     session.on_ws(_depth(21, 30, 20, s="ETHUSDT"), 1, "wss://b")  # ETHUSDT's latest feed is another URL
     out = session.on_disconnect("wss://a", 9)
-    assert [(g.symbol, g.reason, g.last_good_seq) for g in out.events] == [
-        ("BTCUSDT", "connection closed: wss://a", 20)
-    ]
+    assert [(g.symbol, g.reason, g.last_good_seq) for g in out.events] == [("BTCUSDT", "connection wss://a closed", 20)]
     assert session.books["BTCUSDT"].state == "idle" and session.books["ETHUSDT"].state == "live"
     out = session.on_ws(_depth(30, 40, 25), 10, "wss://a")  # the next event asks for a new snapshot
     assert out.events == [] and [r.key for r in out.requests] == ["depth:BTCUSDT"]
@@ -314,7 +317,7 @@ def test_usdm_disconnect_gaps_the_books_of_that_connection_only() -> None:
     fresh = BinanceUsdmSession(["BTCUSDT"], ["depth", "aggTrade"])
     fresh.on_rest(fresh.book("BTCUSDT").request, _snapshot(15), 1)
     fresh.on_ws(_depth(10, 20, 5), 2)
-    assert fresh.books["BTCUSDT"].url is None
+    assert fresh.books["BTCUSDT"].url == fresh._depth_urls["BTCUSDT"]  # known before any event named it
     (gap,) = fresh.on_disconnect(fresh._depth_urls["BTCUSDT"], 3).events
     assert gap.symbol == "BTCUSDT" and fresh.on_disconnect("wss://elsewhere", 4).events == []
 
@@ -333,7 +336,8 @@ def test_usdm_failed_snapshot_and_crossed_snapshot_ask_again() -> None:
 
 
 def test_usdm_buffer_is_bounded() -> None:
-    session = BinanceUsdmSession(["BTCUSDT"], ["depth"], max_buffer=3)
+    session = BinanceUsdmSession(["BTCUSDT"], ["depth"])
+    session.MAX_BUFFER = 3
     for i in range(10):
         session.on_ws(_depth(10 * i + 1, 10 * i + 10, 10 * i), i)
     assert [ev.U for ev, _ in session.books["BTCUSDT"].buffer] == [71, 81, 91]
@@ -343,14 +347,18 @@ def test_usdm_buffer_is_bounded() -> None:
 
 
 @pytest.mark.parametrize("pattern", ["binance_usdm/aggTrade/*", "binance_usdm/trade/*"])
-def test_session_trades_equal_parse(pattern: str) -> None:
+def test_session_trades_match_the_json(pattern: str) -> None:
     session = BinanceUsdmSession(["BTCUSDT"], ["aggTrade", "trade"])
     n = 0
     for path in data_files(pattern):
         for line in read_capture(path):
-            expected = binance_usdm.parse(line.raw, line.recv_ts_ns or 7)
-            assert session.on_ws(line.raw, line.recv_ts_ns or 7).events == expected
-            assert session.on_ws(line.raw.encode(), line.recv_ts_ns or 7).events == expected
+            (trade,) = session.on_ws(line.raw, line.recv_ts_ns or 7).events
+            assert session.on_ws(line.raw.encode(), line.recv_ts_ns or 7).events == [trade]  # bytes as text
+            msg = json.loads(line.raw)
+            d = msg.get("data", msg)
+            assert (trade.price, trade.qty_base) == (float(d["p"]), float(d["q"]))
+            assert (trade.side, trade.ts_ns, trade.recv_ts_ns) == ("sell" if d["m"] else "buy", d["T"] * 10**6,
+                                                                  line.recv_ts_ns or 7)  # fmt: skip
             n += 1
     assert n > 80
 
@@ -358,13 +366,13 @@ def test_session_trades_equal_parse(pattern: str) -> None:
 def test_parse_takes_unusual_layouts_and_numbers_exactly() -> None:
     spaced = ('{ "stream" : "btcusdt@trade", "data" : {"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":9,"p":"3.5",'
               '"q":"2","m":false}}')  # fmt: skip
-    (t,) = binance_usdm.parse(spaced, 5)
+    (t,) = usdm_trades(spaced, 5)
     assert (t.price, t.qty_base, t.notional_quote, t.side, t.trade_id) == (3.5, 2.0, 7.0, "buy", "9")
     bare = '{"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":9,"p":"1e2","q":"0.5","m":true}'
-    assert binance_usdm.parse(bare)[0].notional_quote == 50.0 and binance_usdm.parse(bare)[0].recv_ts_ns == 2_000_000
-    with pytest.raises(BadMessage, match="positive and finite"):
-        binance_usdm.parse('{"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":9,"p":"inf","q":"1","m":true}')
-    with pytest.raises(BadMessage, match="non-numeric"):
+    assert usdm_trades(bare, 3)[0].notional_quote == 50.0
+    with pytest.raises(BadMessage, match="price 'inf' is not finite"):
+        usdm_trades('{"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":9,"p":"inf","q":"1","m":true}')
+    with pytest.raises(BadMessage, match="price '' is not a number"):
         BinanceUsdmSession([], ["trade"]).on_ws('{"e":"trade","E":2,"T":1,"s":"X","t":9,"p":"","q":"1","m":true}', 1)
 
 
@@ -377,7 +385,7 @@ def test_notional_is_bit_identical_to_round_10() -> None:
     for path in data_files("binance_usdm/trade/*"):
         for line in read_capture(path):
             d = json.loads(line.raw)["data"]
-            assert binance_usdm.parse(line.raw)[0].notional_quote == round(float(d["p"]) * float(d["q"]), 10)
+            assert usdm_trades(line.raw)[0].notional_quote == round(float(d["p"]) * float(d["q"]), 10)
 
 
 # ----------------------------------------------------------------------------- USD-M liquidations, tickers
@@ -418,7 +426,7 @@ def test_force_order_fallbacks_and_rejections() -> None:
     assert (liq.qty_base, liq.price, liq.instrument) == (2.0, 100.0, "ETH-USDT-PERP")
     (liq,) = session.on_ws(msg(z="1.5", ap="99", X="EXPIRED"), 1).events  # IOC expired partly filled
     assert (liq.qty_base, liq.price, liq.notional_quote) == (1.5, 99.0, 148.5)
-    for bad, reason in [({"S": "SIDEWAYS"}, "neither BUY nor SELL"), ({"q": "x"}, "non-numeric quantity"),
+    for bad, reason in [({"S": "SIDEWAYS"}, "neither BUY nor SELL"), ({"q": "x"}, "quantity 'x' is not a number"),
                         ({"q": "0"}, "must be positive")]:  # fmt: skip
         with pytest.raises(BadMessage, match=reason):
             session.on_ws(msg(**bad), 1)
@@ -557,9 +565,7 @@ def test_usdm_endpoints_route_batch_and_expire() -> None:
     assert BinanceUsdmSession(["BTCUSDT"], ["openInterest"]).endpoints() == []
     with pytest.raises(ValueError, match="unknown channels"):
         BinanceUsdmSession(["BTCUSDT"], ["klines"])
-    assert binance_usdm.stream_urls("wss://x", ["BTCUSDT"], ["depth"]) == [
-        "wss://x/public/stream?streams=btcusdt@depth@100ms"
-    ]
+    assert usdm_stream_urls("wss://x", ["BTCUSDT"], ["depth"]) == ["wss://x/public/stream?streams=btcusdt@depth@100ms"]
 
 
 def test_usdm_control_frames_and_errors() -> None:
@@ -600,15 +606,13 @@ def test_spot_trades() -> None:
     agg = ('{"e":"aggTrade","E":1672515782136,"s":"BTCFDUSD","a":26129,"p":"42000.01","q":"0.5","f":100,"l":105,'
            '"T":1672515782134,"m":false,"M":true}')  # fmt: skip
     session = BinanceSpotSession(["BNBBTC", "BTCFDUSD"], ["trade", "aggTrade"])
-    for raw in (trade, agg):
-        assert session.on_ws(raw, 9).events == binance_spot.parse(raw, 9)
-    (t,) = binance_spot.parse(trade, 9)
+    (t,) = session.on_ws(trade, 9).events
     assert (t.venue, t.instrument, t.side, t.price, t.qty_base, t.notional_quote, t.trade_id, t.ts_ns) == (
         "binance-spot", "BNB-BTC-SPOT", "sell", 0.001, 100.0, 0.1, "12345", 1672515782134 * 1_000_000)  # fmt: skip
-    (a,) = binance_spot.parse(agg, 9)
+    (a,) = session.on_ws(agg, 9).events
     assert (a.instrument, a.side, a.trade_id, a.notional_quote) == ("BTC-FDUSD-SPOT", "buy", "26129", 21000.005)
-    with pytest.raises(BadMessage, match="positive and finite"):
-        binance_spot.parse(trade.replace('"q":"100"', '"q":"-1"'))
+    with pytest.raises(BadMessage, match="quantity '-1' must be > 0"):
+        session.on_ws(trade.replace('"q":"100"', '"q":"-1"'), 9)
 
 
 def test_spot_endpoints() -> None:
@@ -622,7 +626,7 @@ def test_spot_endpoints() -> None:
     (request,) = session.startup().requests
     assert request.url == "https://api.binance.com/api/v3/exchangeInfo?symbols=%5B%22BNBBTC%22%2C%22ETHUSDT%22%5D"
     with pytest.raises(ValueError, match="unknown Binance spot channel"):
-        binance_spot.stream_urls("wss://x", ["BNBBTC"], ["markPrice"])
+        spot_stream_urls("wss://x", ["BNBBTC"], ["markPrice"])
 
 
 def test_spot_rule_bridges_at_last_update_id_plus_one_and_chains_contiguously() -> None:
@@ -637,13 +641,13 @@ def test_spot_rule_bridges_at_last_update_id_plus_one_and_chains_contiguously() 
     assert out.events[0].ts_ns == 5  # spot snapshots carry no time: the receive time stands in
     assert [(e.first_seq, e.last_seq, e.prev_seq) for e in out.events[1:]] == [(161, 163, -1), (164, 170, -1)]
     book = session.books["BNBBTC"]
-    assert (book.dropped, book.book.bids, book.book.asks) == (2, {0.0025: 5.0, 0.0024: 10.0}, {})
+    assert (book.dropped, book.levels.bids, book.levels.asks) == (2, {0.0025: 5.0, 0.0024: 10.0}, {})
     # a missing event: U must be the previous u + 1
     out = session.on_ws(_spot_depth(172, 175), 6)
     (gap,) = out.events
     assert (gap.reason, gap.last_good_seq, gap.first_bad_seq, gap.venue) == (
         "U 172 != previous u 170 + 1", 170, 172, "binance-spot")  # fmt: skip
-    assert [r.key for r in out.requests] == ["depth:BNBBTC"] and not book.book.verified
+    assert [r.key for r in out.requests] == ["depth:BNBBTC"] and not book.levels.verified
     assert session.on_ws(_spot_depth(176, 180), 7).events == []  # buffered
     out = session.on_rest(out.requests[0], _spot_snapshot(177, bids=[(0.0023, 1)]), 8)
     assert _kinds(out) == ["snapshot", "delta"] and out.events[1].first_seq == 176  # 176 <= 178 <= 180
@@ -674,7 +678,7 @@ def test_spot_disconnect_and_exchange_info() -> None:
     request = session.on_ws(_spot_depth(161, 163), 1, url).requests[0]
     session.on_rest(request, _spot_snapshot(160), 2)
     (gap,) = session.on_disconnect(url, 3).events
-    assert gap.reason == f"connection closed: {url}" and session.books["BNBBTC"].state == "idle"
+    assert gap.reason == f"connection {url} closed" and session.books["BNBBTC"].state == "idle"
     # Hand-written from the documented shape of GET /api/v3/exchangeInfo (no capture exists).
     info = {"timezone": "UTC", "serverTime": 1565246363776, "rateLimits": [], "exchangeFilters": [],
             "symbols": [{"symbol": "BNBBTC", "status": "TRADING", "baseAsset": "BNB", "baseAssetPrecision": 8,
@@ -699,7 +703,7 @@ def test_every_emitted_event_round_trips_through_avro() -> None:
     events += session.on_ws(_depth(30, 40, 25), 3).events
     events += session.on_ws(_lines("binance_usdm/forceOrder/_testvectors_tardis*")[0], 4).events
     events += session.on_ws(_lines("binance_usdm/markPriceUpdate/_testvectors_crypto-msg-parser*")[0], 5).events
-    events += binance_usdm.parse(_lines("binance_usdm/trade/_test*")[0])
+    events += usdm_trades(_lines("binance_usdm/trade/_test*")[0], 6)
     assert [type(e) for e in events] == [BookUpdate, BookUpdate, BookGap, Liquidation, DerivTicker, Trade]
     codec = AvroCodec()
     for event in events:

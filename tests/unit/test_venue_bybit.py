@@ -19,14 +19,9 @@ from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
 from tapeline.io.capture import merge_tagged, read_capture
 from tapeline.venues.base import Output
-from tapeline.venues.bybit import (
-    BybitLinearSession,
-    BybitSession,
-    BybitSpotSession,
-    linear_instrument,
-    spot_instrument,
-)
-from tests.datafiles import DATA_DIR, data_files
+from tapeline.venues.bybit.instruments import linear_instrument, spot_instrument
+from tapeline.venues.bybit.session import BybitLinearSession, BybitSession, BybitSpotSession
+from tests.support.data import DATA_DIR, data_files
 
 pytestmark = pytest.mark.data
 
@@ -131,7 +126,7 @@ def test_trade_side_is_the_aggressor_against_the_book(kind: str) -> None:
     for _, line in merge_tagged(files):
         for event in session.on_ws(line.raw, line.recv_ts_ns, line.conn).events:
             if isinstance(event, Trade):
-                book = session.books[f"orderbook.200.{event.symbol}"].book
+                book = session.books[f"orderbook.200.{event.symbol}"].levels
                 assert book.verified
                 mid = (book.best_bid() + book.best_ask()) / 2
                 assert event.price >= mid if event.side == "buy" else event.price <= mid, event
@@ -202,9 +197,9 @@ def test_every_recorded_book_stays_verified_and_matches_the_raw_replay() -> None
                 assert update.recv_ts_ns == (recv if recv is not None else msg["ts"] * 1_000_000)
                 deltas += 1
             state = session.books[msg["topic"]]
-            assert state.book.verified, name
+            assert state.levels.verified, name
         for topic, (bids, asks) in expected.items():
-            book = session.books[topic].book
+            book = session.books[topic].levels
             assert (book.bids, book.asks) == (as_floats(bids), as_floats(asks)), (name, topic)
             assert not book.crossed(), (name, topic)
         assert deltas == counts["delta"], name
@@ -255,8 +250,8 @@ def test_removing_any_single_delta_is_detected_for_that_book_only() -> None:
                 gap = gaps[0]
                 assert (gap.symbol, gap.last_good_seq, gap.first_bad_seq) == (msgs[k]["data"]["s"], u - 1, u + 1)
                 assert not [e for e in others if e.symbol == gap.symbol]  # nothing from the broken book
-                assert not trial.books[topic].book.verified
-                assert all(s.book.verified for t, s in trial.books.items() if t != topic), (name, k)
+                assert not trial.books[topic].levels.verified
+                assert all(s.levels.verified for t, s in trial.books.items() if t != topic), (name, k)
                 assert trial.resubscribe_frames(conn or trial.ws_base_url) == [
                     dumps({"op": "unsubscribe", "args": [topic]}),
                     dumps({"op": "subscribe", "args": [topic]}),
@@ -291,7 +286,7 @@ def test_gap_then_resubscribe_snapshot_restores_the_book() -> None:
         x for x, m in zip(lines, msgs, strict=True) if m["type"] == "snapshot" and m["data"]["s"] == "BTCUSDT"
     )
     (update,) = session.on_ws(snapshot.raw, snapshot.recv_ts_ns, snapshot.conn).events
-    assert update.is_snapshot and session.books["orderbook.200.BTCUSDT"].book.verified
+    assert update.is_snapshot and session.books["orderbook.200.BTCUSDT"].levels.verified
 
 
 def test_u1_means_restart_and_overwrites_the_book() -> None:
@@ -305,7 +300,7 @@ def test_u1_means_restart_and_overwrites_the_book() -> None:
     restart["data"]["u"] = 1
     (update,) = session.on_ws(dumps(restart), 2).events
     assert update.is_snapshot and update.first_seq == 1
-    book = session.books["orderbook.200.BTCUSDT"].book
+    book = session.books["orderbook.200.BTCUSDT"].levels
     levels = {float(p): float(q) for p, q in restart["data"]["b"] if float(q) > 0}
     assert book.verified and book.bids == levels
     follow = copy.deepcopy(btc[11])
@@ -324,7 +319,7 @@ def test_disconnect_gaps_only_the_books_of_that_connection() -> None:
     assert [(g.symbol, g.recv_ts_ns, g.last_good_seq) for g in out.events] == [
         ("BTCUSDT", 99, json.loads(linear)["data"]["u"])
     ]
-    assert session.books["orderbook.200.XRPUSDT"].book.verified
+    assert session.books["orderbook.200.XRPUSDT"].levels.verified
     assert session.on_disconnect(LINEAR_URL, 100).events == []  # already unverified: one gap only
     assert session.resubscribe_frames() == []  # the reconnect subscribes again
 
@@ -542,7 +537,7 @@ def test_bad_book_messages_raise_and_leave_the_book_alone() -> None:
     snapshot, delta, _ = real_delta()
     session = BybitLinearSession([], [])
     session.on_ws(snapshot, 1)
-    book = session.books["orderbook.200.BTCUSDT"].book
+    book = session.books["orderbook.200.BTCUSDT"].levels
     before = (dict(book.bids), dict(book.asks), book.last_seq)
     for level, value in (("b", "-1"), ("a", "NaN")):
         bad = copy.deepcopy(delta)
@@ -570,7 +565,7 @@ def test_bad_book_messages_raise_and_leave_the_book_alone() -> None:
 def test_ticker_with_nan_mark_price_raises() -> None:
     msg = json.loads(first_line("bybit_v5/tickers/cryptofeed_*tickers_linear.jsonl"))
     msg["data"]["markPrice"] = "NaN"
-    with pytest.raises(BadMessage, match="markPrice='NaN'"):
+    with pytest.raises(BadMessage, match="markPrice 'NaN' is not finite"):
         BybitLinearSession([], []).on_ws(dumps(msg), 1)
 
 

@@ -17,9 +17,10 @@ import pytest
 from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Trade
 from tapeline.io.capture import Rejected, merge_tagged, read_capture, replay
-from tapeline.venues import hyperliquid
-from tapeline.venues.hyperliquid import HyperliquidSession, tick_size_at
-from tests.datafiles import DATA_DIR, data_files
+from tapeline.venues.hyperliquid import session as hyperliquid
+from tapeline.venues.hyperliquid.instruments import tick_size_at
+from tapeline.venues.hyperliquid.session import HyperliquidSession
+from tests.support.data import DATA_DIR, data_files
 
 MS = 1_000_000
 HOUR_NS = 3_600_000_000_000
@@ -186,8 +187,8 @@ def test_every_book_push_is_a_verified_snapshot(pattern: str) -> None:
                     (Decimal(lv["px"]), Decimal(lv["sz"])) for lv in levels
                 ]
             book = session.books[data["coin"]]
-            assert book.verified and book.last_seq == data["time"]
-            assert len(book.bids) == len(data["levels"][0]) and len(book.asks) == len(data["levels"][1])
+            assert book.verified and book.levels.last_seq == data["time"]
+            assert len(book.levels.bids) == len(data["levels"][0]) and len(book.levels.asks) == len(data["levels"][1])
         assert gaps == 0 and updates > 0, path
 
 
@@ -229,12 +230,12 @@ def test_time_regression_is_one_gap_for_that_coin_and_the_next_push_recovers() -
     )
     assert gap.ts_ns == stale_time * MS and "backwards" in gap.reason
     assert not session.books["BTC"].verified
-    assert session.books["ETH"].verified and session.books["ETH"].last_seq == good_time  # untouched
+    assert session.books["ETH"].verified and session.books["ETH"].levels.last_seq == good_time  # untouched
 
     raw, recv = pushes[6]
     (update,) = session.on_ws(raw, recv).events
     assert isinstance(update, BookUpdate) and update.last_seq == json.loads(raw)["data"]["time"]
-    assert session.books["BTC"].verified and session.books["BTC"].best_ask() == 105056.0
+    assert session.books["BTC"].verified and session.books["BTC"].levels.best_ask() == 105056.0
     # and the ETH book kept its chain: a regression there is its own single gap
     (eth_gap,) = session.on_ws(_as_coin(stale_raw, "ETH"), stale_recv).events
     assert isinstance(eth_gap, BookGap) and eth_gap.symbol == "ETH"
@@ -273,10 +274,10 @@ def test_crossed_or_bad_push_is_rejected_and_the_last_good_book_stays() -> None:
     msg = json.loads(pushes[1][0])
     bids, asks = msg["data"]["levels"]
     bids[0]["px"] = asks[0]["px"]
-    with pytest.raises(BadMessage, match="crossed BTC snapshot"):
+    with pytest.raises(BadMessage, match=r"BTC at .*: crossed snapshot"):
         session.on_ws(json.dumps(msg), pushes[1][1])
     book = session.books["BTC"]
-    assert book.verified and book.best_bid() == 105055.0
+    assert book.verified and book.levels.best_bid() == 105055.0
     assert len(_events(session.on_ws(*pushes[2]), BookUpdate)) == 1
 
 
@@ -302,7 +303,7 @@ def test_rest_l2book_answer_is_a_snapshot() -> None:
     # an answer older than the pushed book is stale: ignored, not a gap
     older = dict(body, time=body["time"] - 1)
     assert session.on_rest(request, json.dumps(older), 5).events == []
-    assert session.books["DYDX"].last_seq == body["time"]
+    assert session.books["DYDX"].levels.last_seq == body["time"]
     # a bare /info URL: the answer tells what it was
     bare = session.rest_request_for("https://api.hyperliquid.xyz/info")
     assert bare is not None and bare.key == "info"
@@ -605,8 +606,8 @@ def _book_msg(bids: list, asks: list) -> str:
         (_book_msg([_LEVEL], [dict(_ASK, sz="NaN")]), r"l2Book message: Expected `float` > 0.0"),
         (_book_msg([dict(_LEVEL, sz="0")], [_ASK]), r"> 0.0 - at `\$.data.levels\[0\]\[0\].sz`"),
         (_book_msg([dict(_LEVEL, px="-5")], []), r"> 0.0 - at `\$.data.levels\[0\]\[0\].px`"),
-        (_book_msg([dict(_LEVEL, px="105057.0")], [_ASK]), "crossed BTC snapshot"),
-        (_book_msg([dict(_LEVEL, px="105056.0")], [_ASK]), "crossed BTC snapshot"),  # locked is crossed too
+        (_book_msg([dict(_LEVEL, px="105057.0")], [_ASK]), "BTC at .*: crossed snapshot"),
+        (_book_msg([dict(_LEVEL, px="105056.0")], [_ASK]), "BTC at .*: crossed snapshot"),  # locked is crossed too
         (
             json.dumps({"channel": "l2Book", "data": {"coin": "BTC", "levels": [[]], "time": 1}}),
             "Expected `array` of length 2",

@@ -19,8 +19,9 @@ from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
 from tapeline.io.capture import merge_tagged, read_capture
 from tapeline.venues.base import RestRequest
-from tapeline.venues.okx import OkxSession, okx_instrument
-from tests.datafiles import data_files
+from tapeline.venues.okx.instruments import okx_instrument
+from tapeline.venues.okx.session import OkxSession
+from tests.support.data import data_files
 
 pytestmark = pytest.mark.data
 
@@ -560,7 +561,7 @@ def test_inverse_book_levels_use_their_own_price() -> None:
     (upd,) = session.on_ws(update, 2).events
     assert upd.asks == [(45000.0, 9 * 100 / 45000), (50000.0, 0.0)] and upd.bids == [(25000.0, 3 * 100 / 25000)]
     book = session.books["BTC-USD-SWAP"]
-    assert book.top(2) == ([(25000.0, 0.012), (20000.0, 0.01)], [(40000.0, 0.01), (45000.0, 0.02)])
+    assert book.levels.top(2) == ([(25000.0, 0.012), (20000.0, 0.01)], [(40000.0, 0.01), (45000.0, 0.02)])
 
 
 def test_contract_multiplier_is_applied() -> None:

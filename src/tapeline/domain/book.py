@@ -1,8 +1,9 @@
 """L2 order book: price levels with absolute sizes, plus the integrity state venues sequence into.
 
 Venue modules own their sequencing rules (Binance `pu`, Bybit `u`, OKX `seqId`, Hyperliquid snapshots)
-and call into this one structure. Levels are kept in plain dicts (fast updates); sorted views are
-built on demand, because most messages touch a few levels and only some consumers need order.
+and call into this one structure; `check_not_crossed` is the one crossed-book rule they all apply.
+Levels are kept in plain dicts (fast updates); sorted views are built on demand, because most messages
+touch a few levels and only some consumers need order.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ class L2Book:
         self.last_seq = -1
         self.verified = False
 
-    def snapshot(self, bids: Iterable[Level], asks: Iterable[Level], seq: int = -1) -> None:
-        """Replace the whole book; a crossed or non-positive snapshot is rejected."""
+    def snapshot(self, bids: Iterable[Level], asks: Iterable[Level], seq: int = -1, where: str = "book") -> None:
+        """Replace the whole book (levels of size 0 are left out); a crossed snapshot is rejected."""
         self.bids = {p: q for p, q in bids if q > 0}
         self.asks = {p: q for p, q in asks if q > 0}
-        if self.bids and self.asks and (best_bid := max(self.bids)) >= (best_ask := min(self.asks)):
+        try:
+            check_not_crossed(self.best_bid(), self.best_ask(), where)
+        except BadMessage:
             self.invalidate()
-            raise BadMessage(f"crossed snapshot: best bid {best_bid} >= best ask {best_ask}")
+            raise
         self.last_seq = seq
         self.verified = True
 
@@ -58,6 +61,12 @@ class L2Book:
 
     def crossed(self) -> bool:
         return bool(self.bids and self.asks and max(self.bids) >= min(self.asks))
+
+
+def check_not_crossed(best_bid: float | None, best_ask: float | None, where: str) -> None:
+    """A snapshot whose best bid is at or above its best ask cannot be a venue's book: BadMessage."""
+    if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+        raise BadMessage(f"{where}: crossed snapshot: best bid {best_bid} >= best ask {best_ask}")
 
 
 def _apply_side(side: dict[float, float], levels: Iterable[Level]) -> None:

@@ -19,13 +19,5 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     raise BadMessage(f"cannot split symbol {symbol!r} into base and quote")
 
 
-@cache
-def binance_usdm_instrument(symbol: str) -> str:
-    """BTCUSDT -> BTC-USDT-PERP; BTCUSDT_250627 (delivery) -> BTC-USDT-250627."""
-    pair, _, expiry = symbol.upper().partition("_")
-    base, quote = split_symbol(pair)
-    return f"{base}-{quote}-{expiry or 'PERP'}"
-
-
 def base_asset(instrument: str) -> str:
     return instrument.split("-", 1)[0]

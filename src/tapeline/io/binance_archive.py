@@ -20,7 +20,8 @@ from pathlib import Path
 
 from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import Trade
-from tapeline.domain.instruments import binance_usdm_instrument, split_symbol
+from tapeline.domain.instruments import split_symbol
+from tapeline.venues.binance.instruments import usdm_instrument
 
 MARKETS = {"usdm": "binance-usdm", "spot": "binance-spot"}
 KINDS = ("aggTrades", "trades")
@@ -29,7 +30,7 @@ _US_THRESHOLD = 10**14  # ms epochs stay below this until the year 5138; µs epo
 
 def _instrument(market: str, symbol: str) -> str:
     if market == "usdm":
-        return binance_usdm_instrument(symbol)
+        return usdm_instrument(symbol)
     base, quote = split_symbol(symbol)
     return f"{base}-{quote}-SPOT"
 

@@ -1,4 +1,13 @@
-"""Venue modules, one per venue, each with the same shape (see base.py)."""
+"""Venue modules: one package per venue, each with the same files over `base.py` and `common.py`.
+
+    venues/<venue>/wire.py         structs mirroring the venue's JSON, and their decoders
+    venues/<venue>/book.py         the venue's book sequencing rule, as a `VenueBook`
+    venues/<venue>/instruments.py  canonical ids from symbols, instrument metadata answers
+    venues/<venue>/session.py      the sans-I/O `VenueSession`: endpoints, subscriptions, messages -> events
+
+Binance (USD-M and spot) and Bybit (linear and spot) serve two markets from one package: same JSON.
+Pure: no I/O, no settings.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +19,12 @@ from tapeline.venues.base import VenueSession
 
 # Imported on first use, so a connector loads only its own venue.
 SESSIONS = {
-    "binance-usdm": "tapeline.venues.binance_usdm:BinanceUsdmSession",
-    "binance-spot": "tapeline.venues.binance_spot:BinanceSpotSession",
-    "bybit-linear": "tapeline.venues.bybit:BybitLinearSession",
-    "bybit-spot": "tapeline.venues.bybit:BybitSpotSession",
-    "okx": "tapeline.venues.okx:OkxSession",
-    "hyperliquid": "tapeline.venues.hyperliquid:HyperliquidSession",
+    "binance-usdm": "tapeline.venues.binance.session:BinanceUsdmSession",
+    "binance-spot": "tapeline.venues.binance.session:BinanceSpotSession",
+    "bybit-linear": "tapeline.venues.bybit.session:BybitLinearSession",
+    "bybit-spot": "tapeline.venues.bybit.session:BybitSpotSession",
+    "okx": "tapeline.venues.okx.session:OkxSession",
+    "hyperliquid": "tapeline.venues.hyperliquid.session:HyperliquidSession",
 }
 
 # How a capture file names its venue: a directory in its path, or the host it was recorded from.

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from tapeline.domain.book import L2Book, Level
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import Instrument
+from tapeline.domain.events import BookGap, BookUpdate, Instrument
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,57 @@ class Output:
         return self
 
 
+class VenueBook:
+    """One instrument's book as a session keeps it: the levels, which connection feeds it, the gaps it had.
+
+    Every venue subclasses it as `<Venue>Book` in `venues/<venue>/book.py`, adding its sequencing rule;
+    the events a book emits are built here, so they are alike across venues.
+    """
+
+    __slots__ = ("gaps", "instrument", "levels", "symbol", "url", "venue")
+
+    def __init__(self, venue: str, symbol: str, instrument: str, url: str | None = None) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.instrument = instrument  # canonical id (a venue may learn a better one from its metadata)
+        self.url = url  # the connection that fed it last (None: unknown, any disconnect concerns it)
+        self.levels = L2Book()
+        self.gaps = 0
+
+    @property
+    def verified(self) -> bool:
+        return self.levels.verified
+
+    def fed_by(self, url: str | None) -> bool:
+        """Does a disconnect of `url` (None: of every connection) concern this book?"""
+        return url is None or self.url is None or self.url == url
+
+    def update(
+        self, ts_ns: int, recv_ts_ns: int, is_snapshot: bool, bids: list[Level], asks: list[Level],
+        first_seq: int = -1, last_seq: int = -1, prev_seq: int = -1,
+    ) -> BookUpdate:  # fmt: skip
+        return BookUpdate(self.venue, self.symbol, self.instrument, ts_ns, recv_ts_ns, is_snapshot, bids, asks,
+                          first_seq, last_seq, prev_seq)  # fmt: skip
+
+    def gap(self, reason: str, ts_ns: int, recv_ts_ns: int, first_bad_seq: int = -1) -> BookGap:
+        """The book lost integrity: invalidate it, count it, and the BookGap that says so."""
+        event = BookGap(self.venue, self.symbol, self.instrument, ts_ns, recv_ts_ns, reason, self.levels.last_seq,
+                        first_bad_seq)  # fmt: skip
+        self.invalidate()
+        self.gaps += 1
+        return event
+
+    def invalidate(self) -> None:
+        """Forget the levels until the venue's resync (a book keeping more state clears that too)."""
+        self.levels.invalidate()
+
+    def disconnect(self, url: str, recv_ts_ns: int) -> BookGap | None:
+        """The feeding connection dropped: a verified book reports a gap and waits for its venue's resync."""
+        if not self.levels.verified:
+            return None
+        return self.gap(f"connection {url} closed", recv_ts_ns, recv_ts_ns)
+
+
 class VenueSession(ABC):
     """One venue's protocol state: instruments, books and their sequencing, ticker merging."""
 
@@ -80,11 +132,37 @@ class VenueSession(ABC):
         unknown = [c for c in channels if c not in self.CHANNELS]
         if unknown:
             raise ValueError(f"{self.VENUE}: unknown channels {unknown}; known: {list(self.CHANNELS)}")
-        self.symbols = list(symbols)
+        self.symbols = [self._symbol(s) for s in symbols]
         self.channels = list(channels)
         self.ws_base_url = (ws_base_url or self.WS_BASE_URL).rstrip("/")
         self.rest_base_url = (rest_base_url or self.REST_BASE_URL).rstrip("/")
         self.instruments: dict[str, Instrument] = {}  # by venue symbol
+        self.books: dict[str, VenueBook] = {}  # by the venue's book key (symbol, or topic)
+        self._canonical: dict[str, str] = {}  # symbol -> canonical instrument id (metadata wins once loaded)
+        self._setup()
+
+    def _symbol(self, symbol: str) -> str:
+        """A symbol as the venue spells it (e.g. upper case)."""
+        return symbol
+
+    def _setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract one
+        """The venue's own state; ValueError for settings the venue cannot serve (the constructor stays one)."""
+
+    def instrument(self, symbol: str) -> str:
+        """The canonical id of a venue symbol: from instrument metadata once loaded, else from its name."""
+        canonical = self._canonical.get(symbol)
+        if canonical is None:
+            canonical = self._canonical[symbol] = self._derive_instrument(symbol)
+        return canonical
+
+    @abstractmethod
+    def _derive_instrument(self, symbol: str) -> str:
+        """The canonical id of a symbol from its name alone (BadMessage when it cannot be one of ours)."""
+
+    def _learn(self, instrument: Instrument) -> None:
+        """Metadata from the venue's instruments answer: it names the symbol's canonical id from now on."""
+        self.instruments[instrument.symbol] = instrument
+        self._canonical[instrument.symbol] = instrument.instrument
 
     @abstractmethod
     def endpoints(self) -> list[WsEndpoint]:
@@ -136,8 +214,12 @@ class VenueSession(ABC):
         return []
 
     def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
-        """A connection dropped: books it fed are no longer verified (emit BookGap, resync later)."""
-        return Output()
+        """A connection dropped: books it fed are no longer verified (a BookGap each; they resync later)."""
+        out = Output()
+        for book in self.books.values():
+            if book.fed_by(url) and (gap := book.disconnect(url, recv_ts_ns)) is not None:
+                out.events.append(gap)
+        return out
 
 
 def rejection(venue: str, what: str, exc: Exception) -> BadMessage:

@@ -1,4 +1,4 @@
-"""Hyperliquid perpetuals: endpoints, wire structs mirroring the venue's JSON, parse -> domain events.
+"""Hyperliquid perpetuals: endpoints, subscriptions, messages -> events (book rule: book.py).
 
 One websocket URL for everything; each coin/channel pair is its own subscription frame
 (`{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}`), and a push looks like
@@ -33,178 +33,46 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Sequence
-from functools import cache
-from typing import Annotated, Literal
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from tapeline.domain.book import L2Book
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Instrument, Trade
+from tapeline.domain.events import BookUpdate, DerivTicker, Trade
 from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
+from tapeline.venues.common import MS, decode, notional
+from tapeline.venues.hyperliquid.book import HyperliquidBook
+from tapeline.venues.hyperliquid.instruments import VENUE, instrument_id, parse_meta
+from tapeline.venues.hyperliquid.wire import (
+    InfoRequest,
+    WsActiveAssetCtx,
+    WsBook,
+    WsTrade,
+    book_data_decoder,
+    book_decoder,
+    ctx_decoder,
+    envelope_decoder,
+    trades_decoder,
+)
 
-VENUE = "hyperliquid"
 WS_BASE_URL = "wss://api.hyperliquid.xyz/ws"
 REST_BASE_URL = "https://api.hyperliquid.xyz"
 INFO_PATH = "/info"
-QUOTE = "USDC"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 100  # the venue allows 1000 per IP over at most 10 connections
 MAX_SUBSCRIPTIONS_PER_IP = 1000
 KEEPALIVE_S = 50.0  # the venue closes a connection silent for 60 s
 KEEPALIVE_FRAME = '{"method":"ping"}'
-PERP_MAX_DECIMALS = 6  # price decimals allowed: 6 - szDecimals
-PRICE_SIG_FIGS = 5
-MS = 1_000_000
 HOUR_NS = 3_600_000_000_000
-NOTIONAL_DECIMALS = 10  # price x qty picks up binary noise; no venue quotes finer
 SIDES = {"B": "buy", "A": "sell"}  # the aggressor: B = the taker bought, A = the taker sold
-
-# Validated while decoding (in C): NaN, inf, zero and negative values fail here with the field's path.
-Positive = Annotated[float, msgspec.Meta(gt=0, le=sys.float_info.max)]
-
-
-class WsTrade(msgspec.Struct, frozen=True, gc=False):
-    coin: str
-    side: Literal["B", "A"]
-    px: Positive
-    sz: Positive  # coin units
-    time: int  # ms
-    tid: int  # unique across assets
-    hash: str = ""  # shared by the fills of one taker order
-
-
-class WsLevel(msgspec.Struct, frozen=True, gc=False):
-    px: Positive
-    sz: Positive  # coin units; `n` (number of orders) is not decoded: nothing downstream keeps it
-
-
-class WsBook(msgspec.Struct, frozen=True, gc=False):
-    coin: str
-    levels: tuple[list[WsLevel], list[WsLevel]]  # bids best first, asks best first
-    time: int  # ms, block time
-
-
-class PerpAssetCtx(msgspec.Struct, frozen=True, gc=False):
-    funding: float | None = None  # hourly rate; may be negative
-    openInterest: float | None = None  # coin units
-    markPx: float | None = None
-    oraclePx: float | None = None
-
-
-class WsActiveAssetCtx(msgspec.Struct, frozen=True, gc=False):
-    coin: str
-    ctx: PerpAssetCtx
-
-
-class TradesMsg(msgspec.Struct, frozen=True, gc=False):
-    channel: str
-    data: list[WsTrade]
-
-
-class BookMsg(msgspec.Struct, frozen=True, gc=False):
-    channel: str
-    data: WsBook
-
-
-class CtxMsg(msgspec.Struct, frozen=True, gc=False):
-    channel: str
-    data: WsActiveAssetCtx
-
-
-class Envelope(msgspec.Struct, frozen=True, gc=False):
-    channel: str
-    data: msgspec.Raw = msgspec.Raw(b"null")  # pong has no data
-
-
-class AssetMeta(msgspec.Struct, frozen=True, gc=False):
-    name: str
-    szDecimals: int
-    maxLeverage: int = 0
-    onlyIsolated: bool = False
-    isDelisted: bool = False
-
-
-class Meta(msgspec.Struct, frozen=True, gc=False):
-    universe: list[AssetMeta]
-
-
-class InfoRequest(msgspec.Struct, frozen=True, gc=False):
-    type: str
-    coin: str | None = None
-
-
-# strict=False: the venue sends numbers as strings; msgspec converts them while decoding.
-_trades_msg = msgspec.json.Decoder(TradesMsg, strict=False)
-_book_msg = msgspec.json.Decoder(BookMsg, strict=False)
-_ctx_msg = msgspec.json.Decoder(CtxMsg, strict=False)
-_envelope = msgspec.json.Decoder(Envelope)
-_book_data = msgspec.json.Decoder(WsBook, strict=False)
-_meta = msgspec.json.Decoder(Meta)
+CONTROL_CHANNELS = frozenset({"subscriptionResponse", "pong"})
 _encode = msgspec.json.Encoder().encode
 
-CONTROL_CHANNELS = frozenset({"subscriptionResponse", "pong"})
-
-
-@cache
-def instrument_id(coin: str) -> str:
-    """BTC -> BTC-USDC-PERP. Spot pairs ("@107", "PURR/USDC") are refused: this module is perps only."""
-    if not coin or coin[0] == "@" or "/" in coin:
-        raise BadMessage(f"hyperliquid: {coin!r} is not a perp coin (spot pairs are out of scope)")
-    return f"{coin}-{QUOTE}-PERP"  # cached: the check runs once per coin
-
-
-def _power_of_ten(exponent: int) -> float:
-    return float(f"1e{exponent}")  # correctly rounded, unlike 10.0 ** exponent
-
-
-def tick_size_at(price: float, sz_decimals: int) -> float:
-    """The venue's price step at `price`: 5 significant figures, at most 6 - szDecimals decimals,
-    and integer prices always allowed."""
-    if not (math.isfinite(price) and price > 0):
-        raise ValueError(f"price must be positive and finite, got {price!r}")
-    exponent = math.floor(math.log10(price))
-    if _power_of_ten(exponent) > price:  # log10 rounding just under a power of ten
-        exponent -= 1
-    sig_step = _power_of_ten(min(exponent - (PRICE_SIG_FIGS - 1), 0))
-    return max(sig_step, _power_of_ten(-max(PERP_MAX_DECIMALS - sz_decimals, 0)))
-
-
-def parse_meta(body: bytes | str) -> list[Instrument]:
-    """POST /info {"type":"meta"} -> instruments (perps, USDC-margined)."""
-    try:
-        meta = _meta.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadMessage(f"hyperliquid: malformed meta answer: {exc}") from None
-    out = []
-    for asset in meta.universe:
-        if asset.szDecimals < 0:
-            raise BadMessage(f"hyperliquid: meta: {asset.name} has szDecimals {asset.szDecimals}")
-        out.append(
-            Instrument(
-                venue=VENUE,
-                symbol=asset.name,
-                instrument=instrument_id(asset.name),
-                base=asset.name,  # kPEPE etc. are 1000-unit coins: the venue's unit, kept as named
-                quote=QUOTE,
-                kind="perp",
-                tick_size=_power_of_ten(-max(PERP_MAX_DECIMALS - asset.szDecimals, 0)),
-                lot_size=_power_of_ten(-asset.szDecimals),
-            )
-        )
-    return out
+Handler = Callable[[bytes | str, int | None, str | None], Output]
 
 
 def subscribe_frame(channel: str, coin: str) -> str:
     return _encode({"method": "subscribe", "subscription": {"type": channel, "coin": coin}}).decode()
-
-
-def _malformed(channel: str, exc: Exception) -> BadMessage:
-    if isinstance(exc, msgspec.ValidationError):
-        return BadMessage(f"hyperliquid: malformed {channel} message: {exc}")
-    return BadMessage(f"hyperliquid: invalid JSON: {exc}")
 
 
 class HyperliquidSession(VenueSession):
@@ -215,27 +83,23 @@ class HyperliquidSession(VenueSession):
     REST_BASE_URL = REST_BASE_URL
     CHANNELS = ("trades", "l2Book", "activeAssetCtx")
 
-    def __init__(
-        self,
-        symbols: Sequence[str],
-        channels: Sequence[str],
-        ws_base_url: str | None = None,
-        rest_base_url: str | None = None,
-    ) -> None:
-        super().__init__(symbols, channels, ws_base_url, rest_base_url)
+    books: dict[str, HyperliquidBook]  # type: ignore[assignment]  # by coin
+
+    def _derive_instrument(self, symbol: str) -> str:
+        return instrument_id(symbol)
+
+    def _setup(self) -> None:
         for coin in self.symbols:
             try:
                 instrument_id(coin)
             except BadMessage as exc:
                 raise ValueError(exc.reason) from None
         self.info_url = self.rest_base_url + INFO_PATH
-        self.books: dict[str, L2Book] = {}  # by coin
-        self._book_url: dict[str, str | None] = {}  # the connection that fed each book last
         self._trade_time: dict[str, int] = {}  # per coin: latest trade time emitted (ms)
         self._trade_tids: dict[str, set[int]] = {}  # per coin: tids emitted at that time
         self.duplicate_trades = 0  # replayed trades dropped (the subscription's recent-trades replay)
         # Hot channels are recognised by the first 20 characters, as the venue writes them.
-        self._fast = {}
+        self._fast: dict[bytes | str, Handler] = {}
         for prefix, handler in (
             ('{"channel":"trades",', self._fast_trades),
             ('{"channel":"l2Book",', self._fast_book),
@@ -311,39 +175,16 @@ class HyperliquidSession(VenueSession):
         if key == "info":  # a recorded call whose body was not kept: tell it by its shape
             key = "instruments" if ("universe" if isinstance(body, str) else b"universe") in body else "l2Book:"
         if key == "instruments":
-            instruments = parse_meta(body)
-            self.instruments.update((i.symbol, i) for i in instruments)
+            for instrument in parse_meta(body):
+                self._learn(instrument)
             return Output()  # metadata, not an event stream
         if key.startswith("l2Book:"):
-            try:
-                wire = _book_data.decode(body)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                raise _malformed("l2Book (REST)", exc) from None
+            wire = decode(book_data_decoder, body, VENUE, "l2Book answer")
             coin = key.partition(":")[2]
             if coin and wire.coin != coin:
                 raise BadMessage(f"hyperliquid: asked for the {coin} book, got {wire.coin}")
             return self._book(wire, recv_ts_ns, None, rest=True)
         raise BadMessage(f"hyperliquid: no handler for REST request {request.key!r}")
-
-    def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
-        out = Output()
-        for coin, book in self.books.items():
-            fed_by = self._book_url.get(coin)
-            if book.verified and (fed_by is None or fed_by == url):
-                last = book.last_seq
-                book.invalidate()
-                out.events.append(
-                    BookGap(
-                        venue=VENUE,
-                        symbol=coin,
-                        instrument=instrument_id(coin),
-                        ts_ns=recv_ts_ns,
-                        recv_ts_ns=recv_ts_ns,
-                        reason=f"connection closed: {url}",
-                        last_good_seq=last,
-                    )
-                )
-        return out
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -355,50 +196,39 @@ class HyperliquidSession(VenueSession):
 
     def _slow(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
         try:
-            env = _envelope.decode(payload)
+            env = envelope_decoder.decode(payload)
         except msgspec.ValidationError as exc:
             try:  # a REST l2Book answer recorded without its request (conn null) is replayed as a message
-                wire = _book_data.decode(payload)
+                wire = book_data_decoder.decode(payload)
             except msgspec.DecodeError:
-                raise _malformed("websocket", exc) from None
+                raise BadMessage(f"{VENUE}: malformed websocket message: {exc}") from None
             return self._book(wire, recv_ts_ns, None, rest=True)
         except msgspec.DecodeError as exc:
-            raise _malformed("websocket", exc) from None
+            raise BadMessage(f"{VENUE}: invalid JSON: {exc}") from None
         channel = env.channel
         if channel in CONTROL_CHANNELS:
             return Output()
         # Not written the venue's usual way (e.g. spaced, or keys reordered): decode the whole message
         # again, so that errors name the same paths as on the fast path.
-        try:
-            if channel == "trades":
-                return self._trades(_trades_msg.decode(payload).data, recv_ts_ns)
-            if channel == "l2Book":
-                return self._book(_book_msg.decode(payload).data, recv_ts_ns, url)
-            if channel == "activeAssetCtx":
-                return self._ctx(_ctx_msg.decode(payload).data, recv_ts_ns)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise _malformed(channel, exc) from None
+        if channel == "trades":
+            return self._fast_trades(payload, recv_ts_ns, url)
+        if channel == "l2Book":
+            return self._fast_book(payload, recv_ts_ns, url)
+        if channel == "activeAssetCtx":
+            return self._ctx(decode(ctx_decoder, payload, VENUE, "activeAssetCtx message").data, recv_ts_ns)
         if channel == "error":
             raise BadMessage(f"hyperliquid: venue error: {bytes(env.data).decode(errors='replace')}")
         raise BadMessage(f"hyperliquid: unknown channel {channel!r}; known: {list(self.CHANNELS)}")
 
     def _fast_trades(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
-        try:
-            msg = _trades_msg.decode(payload)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise _malformed("trades", exc) from None
-        return self._trades(msg.data, recv_ts_ns)
+        return self._trades(decode(trades_decoder, payload, VENUE, "trades message").data, recv_ts_ns)
 
     def _fast_book(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
-        try:
-            msg = _book_msg.decode(payload)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise _malformed("l2Book", exc) from None
-        return self._book(msg.data, recv_ts_ns, url)
+        return self._book(decode(book_decoder, payload, VENUE, "l2Book message").data, recv_ts_ns, url)
 
     def _fast_ctx(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
         try:
-            msg = _ctx_msg.decode(payload)
+            msg = ctx_decoder.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError):
             msg = None
         if msg is None or msg.channel != "activeAssetCtx":
@@ -430,7 +260,7 @@ class HyperliquidSession(VenueSession):
                     recv_ts_ns=recv_ts_ns or ts_ns,  # captures without a receive time
                     price=price,
                     qty_base=qty,
-                    notional_quote=round(price * qty, NOTIONAL_DECIMALS),
+                    notional_quote=notional(price, qty),
                     side=SIDES[w.side],
                     trade_id=str(tid),
                 )
@@ -438,52 +268,15 @@ class HyperliquidSession(VenueSession):
         return Output(events)
 
     def _book(self, wire: WsBook, recv_ts_ns: int | None, url: str | None, rest: bool = False) -> Output:
-        coin, t = wire.coin, wire.time
-        bid_levels = {lv.px: lv.sz for lv in wire.levels[0]}
-        ask_levels = {lv.px: lv.sz for lv in wire.levels[1]}
-        if bid_levels and ask_levels:
-            best_bid, best_ask = max(bid_levels), min(ask_levels)
-            if best_bid >= best_ask:  # rejected before touching the book: the last good one stays current
-                raise BadMessage(f"hyperliquid: crossed {coin} snapshot at {t}: best bid {best_bid} >= ask {best_ask}")
-        book = self.books.get(coin)
+        book = self.books.get(wire.coin)
         if book is None:
-            book = self.books[coin] = L2Book()
-        ts_ns = t * MS
-        recv = recv_ts_ns or ts_ns  # captures without a receive time give None or 0
-        if book.verified and t < book.last_seq:
-            if rest:  # a REST answer older than the pushed book: stale, not a broken feed
-                return Output()
-            last = book.last_seq
-            book.invalidate()
-            gap = BookGap(
-                venue=VENUE,
-                symbol=coin,
-                instrument=instrument_id(coin),
-                ts_ns=ts_ns,
-                recv_ts_ns=recv,
-                reason=f"l2Book time went backwards: {t} after {last}",
-                last_good_seq=last,
-                first_bad_seq=t,
-            )
-            return Output([gap])
-        # L2Book.snapshot's work, done once: sizes were checked positive while decoding, the crossing above,
-        # and the same dicts serve the book and (as venue-ordered pairs) the event.
-        book.bids, book.asks, book.last_seq, book.verified = bid_levels, ask_levels, t, True
-        if not rest:
-            self._book_url[coin] = url
-        update = BookUpdate(
-            venue=VENUE,
-            symbol=coin,
-            instrument=instrument_id(coin),
-            ts_ns=ts_ns,
-            recv_ts_ns=recv,
-            is_snapshot=True,
-            bids=list(bid_levels.items()),
-            asks=list(ask_levels.items()),
-            first_seq=t,
-            last_seq=t,
-        )
-        return Output([update])
+            book = self.books[wire.coin] = HyperliquidBook(VENUE, wire.coin, instrument_id(wire.coin))
+        event = book.on_push(wire, recv_ts_ns, rest)
+        if event is None:
+            return Output()
+        if not rest and type(event) is BookUpdate:
+            book.url = url  # the connection that fed it last
+        return Output([event])
 
     def _ctx(self, wire: WsActiveAssetCtx, recv_ts_ns: int | None) -> Output:
         if not recv_ts_ns:
@@ -510,6 +303,6 @@ class HyperliquidSession(VenueSession):
             mark_price=mark,
             index_price=oracle,
             open_interest_base=oi,
-            open_interest_usd=round(oi * mark, NOTIONAL_DECIMALS) if oi is not None and mark is not None else None,
+            open_interest_usd=notional(oi, mark) if oi is not None and mark is not None else None,
         )
         return Output([ticker])

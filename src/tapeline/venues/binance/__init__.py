@@ -1,0 +1,1 @@
+"""Binance USD-M futures and spot: wire structs, the book rule, instruments, sessions (same JSON, two markets)."""

@@ -1,0 +1,1 @@
+"""Hyperliquid perpetuals: wire structs, the book rule (snapshot times), instruments, the session."""
