@@ -11,7 +11,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.events import Bar, DeadLetter, Signal, Trade
+from tapeline.domain.aggregates import Bar
+from tapeline.domain.events import DeadLetter, Signal, Trade
 from tapeline.io.kafka import ensure_topics, make_producer, produce
 from tapeline.runtime.signal_service import BATCH_MAX, SignalService, run
 from tapeline.signals.divergence import signal_id

@@ -11,8 +11,8 @@ import pytest
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.codec.avro_writer import compile_writer, write_long
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
 from tapeline.domain.events import (
-    Bar,
     BookGap,
     BookUpdate,
     DeadLetter,
@@ -24,8 +24,6 @@ from tapeline.domain.events import (
     TradeGap,
     as_record,
 )
-from tapeline.flow.footprint import FootprintBar, FootprintLevel
-from tapeline.flow.obi import ObiBar
 
 LONGS = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2**27 - 1, 2**27, 2**28, 2**40, -(2**50), 2**62,
          1723161256322000000, 1723161256322000001, -(2**63), 2**63 - 1]  # fmt: skip

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tapeline.domain.events import Bar, Trade, TradeGap
+from tapeline.domain.aggregates import Bar
+from tapeline.domain.events import Trade, TradeGap
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.windows import newest_versions
 from tapeline.io.capture import read_capture

@@ -11,8 +11,9 @@ import pytest
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.codec.avro_writer import write_long, write_string
+from tapeline.domain.aggregates import Bar
 from tapeline.domain.errors import SchemaError
-from tapeline.domain.events import Bar, Trade, TradeBatch, TradeGap, as_record
+from tapeline.domain.events import Trade, TradeBatch, TradeGap, as_record
 
 TRADE = Trade("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 10, 11, 100.5, 0.25, 25.125, "buy", "42")
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from tapeline.domain.events import Bar, Signal
+from tapeline.domain.aggregates import Bar
+from tapeline.domain.events import Signal
 from tapeline.signals.divergence import DivergenceDetector, SeriesDetectors, warmup_bars
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary

@@ -17,18 +17,11 @@ from click.testing import CliRunner
 from tapeline.cli import main
 from tapeline.codec.avro import AvroCodec
 from tapeline.codec.avro_writer import compile_writer
+from tapeline.domain.aggregates import FootprintBar, FootprintLevel
 from tapeline.domain.events import Trade, TradeGap, as_record
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.bars import BarAggregator
-from tapeline.flow.footprint import (
-    BucketPolicy,
-    FootprintAggregator,
-    FootprintBar,
-    FootprintLevel,
-    bucket_index,
-    bucket_price,
-    nice_step,
-)
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, bucket_index, bucket_price, nice_step
 from tapeline.io.capture import read_capture
 from tapeline.io.store import BarStore
 from tests.support.data import data_files

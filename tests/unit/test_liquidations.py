@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tapeline.domain.aggregates import LiquidationBar
 from tapeline.domain.events import Liquidation
-from tapeline.flow.liquidations import LiquidationAggregator, LiquidationBar
+from tapeline.flow.liquidations import LiquidationAggregator
 
 S = 1_000_000_000
 

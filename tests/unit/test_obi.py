@@ -19,8 +19,9 @@ import msgspec
 import pytest
 
 from tapeline.codec.avro import AvroCodec
+from tapeline.domain.aggregates import ObiBar
 from tapeline.domain.events import BookGap, BookUpdate
-from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, ObiBar, stat_fields
+from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, stat_fields
 from tapeline.io.capture import drive, merge_captures
 from tapeline.paths import schemas_dir
 from tapeline.venues.binance.session import BinanceUsdmSession

@@ -22,10 +22,11 @@ from prometheus_client import REGISTRY
 
 from tapeline.cli.query import Timestamp, query
 from tapeline.config import QuerySettings
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel
 from tapeline.domain.errors import StoreError, TapelineError
-from tapeline.domain.events import Bar, Trade
+from tapeline.domain.events import Trade
 from tapeline.flow.bars import BarAggregator
-from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.io.rpc.client import QueryClient, QueryError
 from tapeline.io.rpc.convert import bar_to_proto
 from tapeline.io.rpc.gen.tapeline.v1 import query_pb2

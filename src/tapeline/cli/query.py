@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tapeline.config import Settings
-from tapeline.domain.events import Bar
+from tapeline.domain.aggregates import Bar
 from tapeline.io.rpc.client import QueryClient, QueryError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -147,38 +147,6 @@ class Instrument(msgspec.Struct, gc=False):
     expiry_ns: int | None = None
 
 
-class Bar(msgspec.Struct, gc=False):
-    """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1, then v2 and v3 additions)."""
-
-    venue: str
-    instrument: str
-    interval: str
-    start_ns: int
-    open: float
-    high: float
-    low: float
-    close: float
-    buy_base: float
-    sell_base: float
-    buy_quote: float
-    sell_quote: float
-    delta_base: float
-    delta_quote: float
-    trades: int
-    cvd_base: float
-    vwap: float = 0.0
-    buy_trades: int = 0
-    sell_trades: int = 0
-    first_ts_ns: int = 0  # trade time of the earliest trade in the bar
-    last_ts_ns: int = 0  # trade time of the latest trade in the bar
-    buy_ratio: float = 0.5  # buy / (buy + sell) in base units; > 0.55 reads strong buy, < 0.45 strong sell (v3)
-    max_delta_base: float = 0.0  # highest running delta inside the bar, in arrival order (v3)
-    min_delta_base: float = 0.0  # lowest running delta inside the bar (v3)
-    final: bool = False  # the window closed (watermark passed); later rows only correct it
-    version: int = 0  # source position of the last trade included; replays give the same version
-    incomplete: bool = False  # the window overlaps a trade-feed gap: trades may be missing (v4)
-
-
 class Signal(msgspec.Struct, tag="signal", tag_field="type", gc=False):
     """A detected pattern, e.g. a regular bearish price/CVD divergence."""
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapeline.domain.events import Bar, Trade
+from tapeline.domain.aggregates import Bar
+from tapeline.domain.events import Trade
 from tapeline.flow.columns import TradeColumns
 from tapeline.flow.windows import Series, WindowedAggregator
 

@@ -56,9 +56,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 
-import msgspec
 import numpy as np
 
+from tapeline.domain.aggregates import FootprintBar, FootprintLevel
 from tapeline.domain.events import Trade
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
 from tapeline.flow.columns import TradeColumns
@@ -67,62 +67,6 @@ from tapeline.flow.windows import Series, WindowedAggregator
 DEFAULT_TARGET_BPS = 5.0
 _NICE = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5))
 _EPSILON = 1e-9  # in bucket units; see the module docstring
-
-
-class FootprintLevel(msgspec.Struct, gc=False):
-    """Volume at one price bucket of one footprint bar (only traded buckets have a row)."""
-
-    venue: str
-    instrument: str
-    interval: str
-    start_ns: int
-    price: float  # the bucket's lower bound
-    bucket_size: float
-    buy_base: float  # aggressive buys: offers lifted
-    sell_base: float  # aggressive sells: bids hit
-    buy_trades: int
-    sell_trades: int
-    delta_base: float
-    buy_imbalance: bool  # buy here >= ratio x sell one bucket below
-    sell_imbalance: bool  # sell here >= ratio x buy one bucket above
-    final: bool = False
-    version: int = 0
-
-
-class FootprintBar(msgspec.Struct, gc=False):
-    """Summary of one footprint bar. Prices (poc, vah, val, stacked runs) are bucket lower bounds.
-
-    Stacked imbalance runs are three parallel arrays (Avro and ClickHouse carry them the same way);
-    `stacked_runs` gives them as (direction, low, high) tuples.
-    """
-
-    venue: str
-    instrument: str
-    interval: str
-    start_ns: int
-    bucket_size: float
-    poc: float
-    vah: float
-    val: float
-    volume_base: float
-    delta_base: float
-    stacked_buy: int  # number of stacked buy-imbalance runs
-    stacked_sell: int
-    stacked_directions: list[str]  # "buy" | "sell", one per run, ordered by low price then direction
-    stacked_lows: list[float]
-    stacked_highs: list[float]
-    unfinished_high: bool
-    unfinished_low: bool
-    volume_quote: float = 0.0  # with volume_base: the VWAP of the POC tie rule, and state for restore
-    vwap: float = 0.0
-    last_ts_ns: int = 0  # trade time of the latest trade in the bar (restores the watermark)
-    final: bool = False
-    version: int = 0
-    incomplete: bool = False  # the bar overlaps a trade gap: trades of its window may be missing
-
-    @property
-    def stacked_runs(self) -> list[tuple[str, float, float]]:
-        return list(zip(self.stacked_directions, self.stacked_lows, self.stacked_highs, strict=True))
 
 
 def nice_step(minimum: float, tick_size: float = 0.0) -> float:

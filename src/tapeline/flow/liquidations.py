@@ -12,26 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
-
+from tapeline.domain.aggregates import LiquidationBar
 from tapeline.domain.events import Liquidation
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
 from tapeline.flow.windows import Series, WindowedAggregator
-
-
-class LiquidationBar(msgspec.Struct, gc=False):
-    venue: str
-    instrument: str
-    interval: str
-    start_ns: int
-    long_base: float  # volume of liquidated longs (forced sells)
-    short_base: float  # volume of liquidated shorts (forced buys)
-    long_usd: float
-    short_usd: float
-    long_count: int
-    short_count: int
-    final: bool = False
-    version: int = 0
 
 
 class _Window:

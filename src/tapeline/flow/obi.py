@@ -57,8 +57,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import msgspec
-
+from tapeline.domain.aggregates import ObiBar
 from tapeline.domain.events import BookGap, BookUpdate
 from tapeline.domain.intervals import INTERVAL_NS
 
@@ -72,48 +71,6 @@ _NB = len(BANDS_BPS)
 STATS = ("mean", "last", "min", "max")
 _N = len(MEASURES)
 NONE7: tuple[None, ...] = (None,) * _N
-
-
-class ObiBar(msgspec.Struct, gc=False):
-    """OBI of one venue-instrument over one event-time bar (Avro ObiBar v1, ClickHouse obi_bars)."""
-
-    venue: str
-    instrument: str
-    interval: str
-    start_ns: int
-    top1_mean: float | None
-    top1_last: float | None
-    top1_min: float | None
-    top1_max: float | None
-    top5_mean: float | None
-    top5_last: float | None
-    top5_min: float | None
-    top5_max: float | None
-    top10_mean: float | None
-    top10_last: float | None
-    top10_min: float | None
-    top10_max: float | None
-    top20_mean: float | None
-    top20_last: float | None
-    top20_min: float | None
-    top20_max: float | None
-    bps10_mean: float | None
-    bps10_last: float | None
-    bps10_min: float | None
-    bps10_max: float | None
-    bps25_mean: float | None
-    bps25_last: float | None
-    bps25_min: float | None
-    bps25_max: float | None
-    bps50_mean: float | None
-    bps50_last: float | None
-    bps50_min: float | None
-    bps50_max: float | None
-    verified_ns: int  # time of the bar the book was verified (crossed included)
-    incomplete: bool  # part of the bar the book was unverified or unknown; that time is in no mean
-    updates: int  # BookUpdate events applied to a verified book in this bar
-    final: bool = False
-    version: int = 0  # source position after which the row became final
 
 
 # ------------------------------------------------------------------------------------------------- book

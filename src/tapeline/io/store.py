@@ -20,12 +20,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tapeline.config import ClickHouseSettings
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, LiquidationBar, ObiBar
 from tapeline.domain.errors import StoreError
-from tapeline.domain.events import Bar, Trade, TradeGap
+from tapeline.domain.events import Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
-from tapeline.flow.footprint import FootprintBar, FootprintLevel
-from tapeline.flow.liquidations import LiquidationBar
-from tapeline.flow.obi import ObiBar
 from tapeline.flow.windows import MAX_GAPS
 from tapeline.paths import schemas_dir
 

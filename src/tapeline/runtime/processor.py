@@ -24,12 +24,13 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel
 from tapeline.domain.errors import SchemaError
-from tapeline.domain.events import Bar, BookGap, BookUpdate, Liquidation, TradeGap
+from tapeline.domain.events import BookGap, BookUpdate, Liquidation, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.columns import TradeColumns
-from tapeline.flow.footprint import BucketPolicy, FootprintAggregator, FootprintBar, FootprintLevel
+from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
 from tapeline.io.kafka import DeadLetters, ensure_topics, make_producer, produce

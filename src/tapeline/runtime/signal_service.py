@@ -27,8 +27,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
+from tapeline.domain.aggregates import Bar
 from tapeline.domain.errors import BadMessage, TapelineError
-from tapeline.domain.events import Bar, Signal
+from tapeline.domain.events import Signal
 from tapeline.io.kafka import DeadLetters, make_producer, produce
 from tapeline.io.metrics import SIGNALS_OUT
 from tapeline.runtime.observability import Heartbeat

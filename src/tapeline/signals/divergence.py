@@ -25,7 +25,8 @@ import hashlib
 from collections import deque
 from typing import NamedTuple
 
-from tapeline.domain.events import Bar, Signal
+from tapeline.domain.aggregates import Bar
+from tapeline.domain.events import Signal
 
 KIND = "divergence"
 

@@ -7,10 +7,8 @@ from typing import NamedTuple
 
 import grpc
 
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
 from tapeline.domain.errors import TapelineError
-from tapeline.domain.events import Bar
-from tapeline.flow.footprint import FootprintBar, FootprintLevel
-from tapeline.flow.obi import ObiBar
 from tapeline.io.rpc.convert import bar_from_proto, footprint_from_proto, obi_from_proto
 from tapeline.io.rpc.gen.tapeline.v1 import query_pb2, query_pb2_grpc
 

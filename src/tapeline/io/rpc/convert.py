@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tapeline.domain.events import Bar
-from tapeline.flow.footprint import FootprintBar, FootprintLevel
-from tapeline.flow.obi import ObiBar
+from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
 from tapeline.io.rpc.gen.tapeline.v1 import query_pb2
 
 _FIELDS = Bar.__struct_fields__
