@@ -194,19 +194,10 @@ class BarAggregator(WindowedAggregator):
         resume from any committed offset at or before the last persisted one.
         """
         for bar in sorted(rows, key=lambda b: (b.final is False, b.start_ns)):
-            inst_key = (bar.venue, bar.instrument)
-            series = self._series_named(inst_key, bar.interval)
-            if series is None:
-                continue
-            series.version = max(series.version, bar.version)
-            if bar.final:
-                series.cvd_closed = bar.cvd_base
-                series.closed_until_ns = bar.start_ns + series.width_ns
-                if self.horizon_ns:
-                    series.closed[bar.start_ns] = _Acc.from_bar(bar)
-            else:
-                series.open_bars[bar.start_ns] = _Acc.from_bar(bar)
-            self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
+            series = self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final,
+                                          bar.version, bar.last_ts_ns, lambda bar=bar: _Acc.from_bar(bar))  # fmt: skip
+            if series is not None and bar.final:
+                series.cvd_closed = bar.cvd_base  # finals come in start order: this ends on the last one's
         self._settle_restored()
 
     def drain(self) -> list[Bar]:

@@ -163,6 +163,17 @@ class _Open:
         self.last_ts = -(2**63)
         self.incomplete = False
 
+    @classmethod
+    def of(cls, bar: FootprintBar, levels: Iterable[FootprintLevel]) -> _Open:
+        """A persisted bar and its levels, to continue from (restore)."""
+        acc = cls(bar.bucket_size)
+        acc.quote, acc.last_ts, acc.incomplete = bar.volume_quote, bar.last_ts_ns, bar.incomplete
+        for level in levels:
+            acc.levels[round(level.price / level.bucket_size)] = _Level(
+                level.buy_base, level.sell_base, level.buy_trades, level.sell_trades
+            )
+        return acc
+
     def add(self, trade: Trade) -> None:
         index = bucket_index(trade.price, self.bucket)
         level = self.levels.get(index)
@@ -262,23 +273,10 @@ class FootprintAggregator(WindowedAggregator):
             if inst_key not in newest or (bar.start_ns, bar.version) > (newest[inst_key].start_ns,
                                                                         newest[inst_key].version):  # fmt: skip
                 newest[inst_key] = bar
-            series = self._series_named(inst_key, bar.interval)
-            if series is None:
-                continue
-            series.version = max(series.version, bar.version)
-            if bar.final:
-                end = bar.start_ns + series.width_ns
-                series.closed_until_ns = end if series.closed_until_ns is None else max(series.closed_until_ns, end)
             bar_levels = bar_levels_of.get((bar.venue, bar.instrument, bar.interval, bar.start_ns))
-            if bar_levels:  # final bars are kept for corrections, within the horizon (see flow/windows.py)
-                acc = _Open(bar.bucket_size)
-                acc.quote, acc.last_ts, acc.incomplete = bar.volume_quote, bar.last_ts_ns, bar.incomplete
-                for level in bar_levels:
-                    acc.levels[round(level.price / level.bucket_size)] = _Level(
-                        level.buy_base, level.sell_base, level.buy_trades, level.sell_trades
-                    )
-                (series.closed if bar.final else series.open_bars)[bar.start_ns] = acc
-            self._max_ts[inst_key] = max(self._max_ts.get(inst_key, bar.last_ts_ns), bar.last_ts_ns)
+            self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final, bar.version,
+                                 bar.last_ts_ns, (lambda bar=bar, levels=bar_levels: _Open.of(bar, levels))
+                                 if bar_levels else None)  # fmt: skip
         for (venue, instrument), bar in newest.items():
             self.policy.pin(venue, instrument, bar.bucket_size)
         self._settle_restored()

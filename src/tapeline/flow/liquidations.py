@@ -27,6 +27,15 @@ class _Window:
         self.long_base = self.short_base = self.long_usd = self.short_usd = 0.0
         self.long_count = self.short_count = 0
 
+    @classmethod
+    def of(cls, bar: LiquidationBar) -> _Window:
+        window = cls()
+        window.long_base, window.short_base, window.long_usd, window.short_usd = (
+            bar.long_base, bar.short_base, bar.long_usd, bar.short_usd
+        )  # fmt: skip
+        window.long_count, window.short_count = bar.long_count, bar.short_count
+        return window
+
     def add(self, event: Liquidation) -> None:
         if event.position_side == "long":
             self.long_base += event.qty_base
@@ -63,26 +72,10 @@ class LiquidationAggregator(WindowedAggregator):
     def restore(self, rows: Iterable[LiquidationBar]) -> None:
         """Open bars and final ones (the last, and those within the correction horizon), newest version of each."""
         for bar in sorted(rows, key=lambda b: b.start_ns):
-            key = (bar.venue, bar.instrument)
-            series = self._series_named(key, bar.interval)
-            if series is None:
-                continue
-            series.version = max(series.version, bar.version)
-            if bar.final:
-                end = bar.start_ns + series.width_ns
-                series.closed_until_ns = max(series.closed_until_ns or end, end)
-            if not bar.final or self.horizon_ns:
-                acc = (series.closed if bar.final else series.open_bars)[bar.start_ns] = _Window()
-                acc.long_base, acc.short_base, acc.long_usd, acc.short_usd = (
-                    bar.long_base,
-                    bar.short_base,
-                    bar.long_usd,
-                    bar.short_usd,
-                )
-                acc.long_count, acc.short_count = bar.long_count, bar.short_count
             # bars keep no event times: the watermark resumes from the newest bar's start (a little lenient,
             # so a restarted worker may still correct a bar the old one would have called too old)
-            self._max_ts[key] = max(self._max_ts.get(key, bar.start_ns), bar.start_ns)
+            self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final, bar.version,
+                                 bar.start_ns, lambda bar=bar: _Window.of(bar))  # fmt: skip
         self._settle_restored()
 
     def _open(self, series: Series, event: Liquidation) -> _Window:

@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from tapeline.domain.aggregates import ObiBar
 from tapeline.domain.events import BookGap, BookUpdate
 from tapeline.domain.intervals import INTERVAL_NS
+from tapeline.flow.windows import EventClock, FlowAggregator, InstKey, Series
 
 MEASURES = ("top1", "top5", "top10", "top20", "bps10", "bps25", "bps50")
 TOP_LEVELS = (1, 5, 10, 20)
@@ -316,35 +317,32 @@ class _Acc:
 
 
 @dataclass(eq=False)
-class _Series:
-    """Bars of one (venue, instrument, interval)."""
+class _Series(Series):
+    """Bars of one (venue, instrument, interval); `closed_until_ns` ends the final ones (never emitted again)."""
 
-    interval: str
-    width_ns: int
     acc: _Acc | None = None  # the open bar (always set for the smallest interval once the clock runs)
     pending: list[_Acc] = field(default_factory=list)  # complete bars waiting for the watermark
-    closed_until_ns: int | None = None  # end of the last final bar: earlier bars are never emitted again
 
 
 DEFAULT_MAX_CARRY_NS = 30_000_000_000  # the connector's own silence limit (stale_after_s) before it reconnects
 
 
-@dataclass(eq=False)
-class _Instrument:
+@dataclass(eq=False, kw_only=True)
+class _Instrument(EventClock):
+    """One venue-instrument: its event clock (max_ts, last_seen), book, bars and integration time."""
+
     venue: str
     instrument: str
     series: list[_Series]  # smallest interval first
     book: BookState = field(default_factory=BookState)
-    clock: int | None = None  # time up to which the timeline is integrated (monotone)
-    max_ts: int | None = None  # newest event time (watermark = max_ts - lateness)
+    integrated: int | None = None  # time up to which the timeline is integrated (monotone)
     version: int = -1  # position of the last event applied
     replayed_until: int = -1  # restored: events at positions up to this one are replays, never late
-    last_seen: int = 0  # processing time of the last event, for close_idle
     last_event_ts: int | None = None  # venue time of the last event: how long a quiet book may be carried
 
 
-class ObiAggregator:
-    """OBI bars for many venue-instruments and intervals.
+class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
+    """OBI bars for many venue-instruments and intervals (the FlowAggregator protocol of flow/windows.py).
 
     Feed book events (BookUpdate, BookGap) with `add`, then `drain` the rows that became final.
     """
@@ -356,8 +354,9 @@ class ObiAggregator:
         base = self.intervals[0][1]
         if any(width % base for _, width in self.intervals):
             raise ValueError(f"intervals must be multiples of the smallest one: {[n for n, _ in self.intervals]}")
-        self.lateness_ns = allowed_lateness_ns
-        self._instruments: dict[tuple[str, str], _Instrument] = {}
+        super().__init__(allowed_lateness_ns)
+        self._instruments: dict[InstKey, _Instrument] = {}
+        self._clocks = self._instruments  # type: ignore[assignment]  # one dict: each instrument is its own clock
         self._final_rows: list[ObiBar] = []
 
     # -- input -----------------------------------------------------------------------------------------
@@ -372,18 +371,18 @@ class ObiAggregator:
         inst.last_seen = now_ns
         ts = event.ts_ns
         inst.last_event_ts = ts if inst.last_event_ts is None else max(inst.last_event_ts, ts)
-        if inst.clock is None:
+        if inst.integrated is None:
             width = inst.series[0].width_ns
             self._start(inst, ts - ts % width)
             inst.max_ts = ts
         if position <= inst.replayed_until:
-            if ts < inst.clock:  # counted in a bar that was final before the restart: only rebuild the book
+            if ts < inst.integrated:  # counted in a bar that was final before the restart: only rebuild the book
                 inst.book.apply(event)
                 return True
             on_time = True
         else:
             on_time = ts >= inst.max_ts - self.lateness_ns
-        closed = self._advance(inst, ts) if ts > inst.clock else False
+        closed = self._advance(inst, ts) if ts > inst.integrated else False
         acc = inst.series[0].acc
         acc.events += 1
         if inst.book.apply(event):
@@ -406,25 +405,20 @@ class ObiAggregator:
         a replayed recording whose venue times lie far in the past) counts as unverified from then on,
         so no bars are invented for the time after it.
         """
-        target = now_ns - self.lateness_ns - idle_ns
-        for inst in self._instruments.values():
-            if inst.clock is None or now_ns - inst.last_seen < idle_ns:
+        for key, target in list(self._idle(now_ns, idle_ns)):
+            inst = self._instruments[key]
+            if inst.integrated is None:
                 continue
-            carry_until = (inst.last_event_ts or inst.clock) + max_carry_ns
+            carry_until = (inst.last_event_ts or inst.integrated) + max_carry_ns
             if target > carry_until and inst.book.verified:
-                if carry_until > inst.clock:
+                if carry_until > inst.integrated:
                     self._advance(inst, carry_until)
                 inst.book.invalidate()  # stale: the next snapshot verifies it again
-            if target > inst.clock:
+            if target > inst.integrated:
                 self._advance(inst, target)
             if target + self.lateness_ns > inst.max_ts:
                 inst.max_ts = target + self.lateness_ns
             self._finalize(inst, inst.max_ts - self.lateness_ns, inst.version)
-
-    def touch(self, now_ns: int) -> None:
-        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
-        for inst in self._instruments.values():
-            inst.last_seen = now_ns
 
     def flush(self) -> None:
         """End of a finite input: finalize every open bar.
@@ -433,7 +427,7 @@ class ObiAggregator:
         unverified: the last bars are incomplete and their `last` is None. The books are invalidated.
         """
         for inst in self._instruments.values():
-            if inst.clock is None:
+            if inst.integrated is None:
                 continue
             inst.book.invalidate()
             target = max(s.acc.start + s.width_ns for s in inst.series if s.acc is not None)
@@ -460,7 +454,7 @@ class ObiAggregator:
         every (re)connect). If the consumer resumes from an offset at or before a snapshot, replaying it
         rebuilds the book, and every bar after the restored ones is identical to an uninterrupted run's.
         """
-        touched: set[tuple[str, str]] = set()
+        touched: set[InstKey] = set()
         for row in rows:
             if not row.final:
                 continue
@@ -468,9 +462,7 @@ class ObiAggregator:
             series = next((s for s in inst.series if s.interval == row.interval), None)
             if series is None:
                 continue
-            end = row.start_ns + series.width_ns
-            if series.closed_until_ns is None or end > series.closed_until_ns:
-                series.closed_until_ns = end
+            series.restored(row.start_ns, row.final, row.version)
             inst.replayed_until = max(inst.replayed_until, row.version)
             inst.version = max(inst.version, row.version)
             touched.add((row.venue, row.instrument))
@@ -486,12 +478,13 @@ class ObiAggregator:
     # -- internals -------------------------------------------------------------------------------------
 
     def _instrument(self, venue: str, instrument: str) -> _Instrument:
-        inst = _Instrument(venue, instrument, [_Series(name, width) for name, width in self.intervals])
+        series = [_Series(venue, instrument, name, width) for name, width in self.intervals]
+        inst = _Instrument(venue=venue, instrument=instrument, series=series)
         self._instruments[(venue, instrument)] = inst
         return inst
 
     def _start(self, inst: _Instrument, clock: int) -> None:
-        inst.clock = clock
+        inst.integrated = clock
         inst.series[0].acc = _Acc(clock)
 
     def _advance(self, inst: _Instrument, t: int) -> bool:
@@ -501,11 +494,11 @@ class ObiAggregator:
         base = inst.series[0]
         width = base.width_ns
         acc: _Acc = base.acc
-        clock: int = inst.clock
+        clock: int = inst.integrated
         end = acc.start + width
         if t < end:
             acc.span(t - clock, values, verified)
-            inst.clock = t
+            inst.integrated = t
             return False
         while True:
             acc.span(end - clock, values, verified)
@@ -519,7 +512,7 @@ class ObiAggregator:
             end = clock + width
             if t < end:
                 acc.span(t - clock, values, verified)
-                inst.clock = t
+                inst.integrated = t
                 return True
 
     def _close_base(self, inst: _Instrument, acc: _Acc, end: int) -> None:

@@ -1,4 +1,12 @@
-"""Event-time windowing shared by the bar, footprint and liquidation aggregators (pure, no I/O).
+"""What every flow aggregator shares, and the event-time windowing of bars, footprints and liquidations.
+
+`FlowAggregator` is the one protocol the processor and the offline commands drive: bars, footprints,
+liquidation bars and OBI all implement it (`add`, `drain`, `close_idle`, `touch`, `flush`, and a
+`restore` of their own rows), and all keep the same per venue-instrument `EventClock`: the newest event
+time (the watermark is that minus the allowed lateness) and the processing time of the last event, from
+which `_idle` says who is idle and what watermark an idle close takes them to. OBI (flow/obi.py)
+integrates a time-weighted book state instead of collecting events into windows; everything below the
+clock is windows of events (pure, no I/O):
 
 * A window is [start, start + width), aligned to epoch multiples of the event's venue time.
 * An instrument's watermark is its newest event time minus the allowed lateness. A window is final once
@@ -27,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -36,7 +44,62 @@ from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.columns import TradeColumns
 
 _Row = TypeVar("_Row")  # a window's row: Bar, FootprintBar, ... (venue, instrument, interval, start_ns, version)
+E = TypeVar("E")  # the events an aggregator takes
+R = TypeVar("R")  # what its drain returns
+InstKey = tuple[str, str]  # (venue, instrument)
 MAX_GAPS = 64  # trade gaps remembered per instrument, for windows that open after the gap was reported
+
+
+@dataclass(eq=False)
+class EventClock:
+    """One venue-instrument's clock: its newest event time, and when (processing time) it last took an event."""
+
+    max_ts: int | None = None
+    last_seen: int | None = None  # None: no event since the start (restored, or only flagged): never idle
+
+    def advance(self, ts: int) -> bool:
+        """An event at `ts`: True when it is the newest yet (the watermark moves)."""
+        if self.max_ts is None or ts > self.max_ts:
+            self.max_ts = ts
+            return True
+        return False
+
+
+class FlowAggregator(ABC, Generic[E, R]):
+    """The protocol of every flow aggregator, and the event clock each keeps per venue-instrument."""
+
+    def __init__(self, allowed_lateness_ns: int) -> None:
+        self.lateness_ns = allowed_lateness_ns
+        self._clocks: dict[InstKey, EventClock] = {}
+
+    @abstractmethod
+    def add(self, event: E, position: int, now_ns: int = 0) -> object:
+        """Apply one event at its monotone source `position`; `now_ns` (processing time) only feeds idle closing."""
+
+    @abstractmethod
+    def drain(self) -> R:
+        """The rows to persist since the last drain."""
+
+    @abstractmethod
+    def close_idle(self, now_ns: int, idle_ns: int) -> None:
+        """Close what instruments without an event for `idle_ns` of processing time would have closed."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """End of a finite input: finalize every open window."""
+
+    def touch(self, now_ns: int) -> None:
+        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
+        for clock in self._clocks.values():
+            clock.last_seen = now_ns
+
+    def _idle(self, now_ns: int, idle_ns: int) -> Iterator[tuple[InstKey, int]]:
+        """Instruments that took no event for `idle_ns` of processing time, with the watermark an idle close
+        takes them to: their event clock cannot advance on its own, so it is taken to now - lateness - idle."""
+        target = now_ns - self.lateness_ns - idle_ns
+        for key, clock in self._clocks.items():
+            if clock.last_seen is not None and now_ns - clock.last_seen >= idle_ns:
+                yield key, target
 
 
 @dataclass(eq=False)  # identity hash: series are kept in a dirty set
@@ -56,21 +119,27 @@ class Series:
     first_open_end: float = math.inf
     first_closed_end: float = math.inf
 
+    def restored(self, start: int, final: bool, version: int) -> None:
+        """A persisted row of this series: it includes positions up to `version`; a final one ends (at least)
+        the series' final windows, so none before it is emitted again."""
+        self.version = max(self.version, version)
+        if final:
+            end = start + self.width_ns
+            self.closed_until_ns = end if self.closed_until_ns is None else max(self.closed_until_ns, end)
 
-class WindowedAggregator(ABC):
+
+class WindowedAggregator(FlowAggregator[E, R]):
     SERIES: ClassVar[type[Series]] = Series
     TRACK_CHANGED: ClassVar[bool] = False  # record which open windows changed (drains that emit only those)
 
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
+        super().__init__(allowed_lateness_ns)
         self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
-        self.lateness_ns = allowed_lateness_ns
         self.horizon_ns = correction_horizon_ns
         self.corrections: Counter[str] = Counter()  # late events applied to final windows, per interval
-        self._by_instrument: dict[tuple[str, str], list[Series]] = {}
-        self._max_ts: dict[tuple[str, str], int] = {}
-        self._last_seen: dict[tuple[str, str], int] = {}  # processing time of the last event, for close_idle
+        self._by_instrument: dict[InstKey, list[Series]] = {}
         self._dirty: set[Series] = set()
-        self._gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}  # recent trade gaps (from, to) per instrument
+        self._gaps: dict[InstKey, list[tuple[int, int]]] = {}  # recent trade gaps (from, to) per instrument
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
@@ -111,9 +180,10 @@ class WindowedAggregator(ABC):
         `now_ns` is the processing time, used only by `close_idle`.
         """
         inst_key = (event.venue, event.instrument)
-        self._last_seen[inst_key] = now_ns
         series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
-        max_ts = self._max_ts.get(inst_key)
+        clock = self._clocks[inst_key]
+        clock.last_seen = now_ns
+        max_ts = clock.max_ts
         watermark = (event.ts_ns if max_ts is None else max_ts) - self.lateness_ns
         late: list[str] = []
         ts = event.ts_ns
@@ -150,8 +220,7 @@ class WindowedAggregator(ABC):
                 series.changed.add(start)
             series.version = position
             self._dirty.add(series)
-        if max_ts is None or ts > max_ts:
-            self._max_ts[inst_key] = ts
+        if clock.advance(ts):
             self._advance(series_list, ts - self.lateness_ns, position)
         return late
 
@@ -168,7 +237,7 @@ class WindowedAggregator(ABC):
         inst_key = (columns.venue, columns.instrument)
         series_list = self._by_instrument.get(inst_key) or self._series_for(inst_key)
         ts, position = columns.ts, columns.position
-        max_ts = self._max_ts.get(inst_key)
+        max_ts = self._clocks[inst_key].max_ts
         before = np.empty_like(ts)  # the newest trade time before each trade (the first: its own, if none yet)
         before[0] = ts[0] if max_ts is None else max_ts
         np.maximum.accumulate(np.maximum(ts[:-1], before[0]), out=before[1:])
@@ -191,11 +260,12 @@ class WindowedAggregator(ABC):
             begin = i + 1
         return too_late
 
-    def _add_run(self, inst_key: tuple[str, str], series_list: list[Series], columns: TradeColumns, begin: int,
+    def _add_run(self, inst_key: InstKey, series_list: list[Series], columns: TradeColumns, begin: int,
                  end: int, now_ns: int) -> None:  # fmt: skip
         """Trades [begin, end) of `columns`, none of them late: each window takes its trades at once, then the
         clock advances and windows close with the version `add` would have given them."""
-        self._last_seen[inst_key] = now_ns
+        clock = self._clocks[inst_key]
+        clock.last_seen = now_ns
         ts, position = columns.ts[begin:end], columns.position[begin:end]
         for series in series_list:
             skip = int(np.searchsorted(position, series.version, side="right"))  # applied before a restart
@@ -203,11 +273,10 @@ class WindowedAggregator(ABC):
                 self._add_windows(series, columns, begin + skip, ts[skip:])
                 series.version = int(position[-1])
                 self._dirty.add(series)
-        max_ts = self._max_ts.get(inst_key)
+        max_ts = clock.max_ts
         newest = np.maximum.accumulate(ts if max_ts is None else np.maximum(ts, max_ts))
-        if max_ts is not None and newest[-1] <= max_ts:
+        if not clock.advance(int(newest[-1])):
             return  # the clock did not move
-        self._max_ts[inst_key] = int(newest[-1])
         after = newest - self.lateness_ns  # the watermark after each trade
         moved = 0 if max_ts is None else int(np.argmax(newest > max_ts))  # windows close when the clock moves
 
@@ -286,21 +355,12 @@ class WindowedAggregator(ABC):
         return acc
 
     def close_idle(self, now_ns: int, idle_ns: int) -> None:
-        """Finalize windows of instruments that received no event for `idle_ns` of processing time.
-
-        Their event clock cannot advance on its own, so it is taken to `now_ns - lateness - idle`.
-        """
-        for inst_key, series_list in self._by_instrument.items():
-            if now_ns - self._last_seen.get(inst_key, now_ns) < idle_ns:
-                continue
+        """Finalize the windows idle instruments' clocks have passed (see `_idle`)."""
+        for inst_key, watermark in self._idle(now_ns, idle_ns):
+            series_list = self._by_instrument[inst_key]
             version = max(s.version for s in series_list)
             for series in series_list:
-                self._close_series(series, now_ns - self.lateness_ns - idle_ns, version)
-
-    def touch(self, now_ns: int) -> None:
-        """Mark every known instrument as just seen (e.g. at start, before the consumer catches up)."""
-        for inst_key in self._by_instrument:
-            self._last_seen[inst_key] = now_ns
+                self._close_series(series, watermark, version)
 
     def flush(self) -> None:
         """Finalize every open window (end of a finite input)."""
@@ -308,15 +368,16 @@ class WindowedAggregator(ABC):
             if series.open_bars:
                 self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
 
-    def _series_for(self, inst_key: tuple[str, str]) -> list[Series]:
+    def _series_for(self, inst_key: InstKey) -> list[Series]:
         series_list = self._by_instrument.get(inst_key)
         if series_list is None:
             series_list = self._by_instrument[inst_key] = [
                 self.SERIES(*inst_key, name, width) for name, width in self.intervals
             ]
+            self._clocks[inst_key] = EventClock()
         return series_list
 
-    def _series_named(self, inst_key: tuple[str, str], interval: str) -> Series | None:
+    def _series_named(self, inst_key: InstKey, interval: str) -> Series | None:
         """The series of a configured interval (None for an interval this aggregator does not keep)."""
         if all(name != interval for name, _ in self.intervals):
             return None
@@ -367,11 +428,27 @@ class WindowedAggregator(ABC):
             del closed[oldest]
         series.first_closed_end = math.inf
 
+    def _restore_window(self, venue: str, instrument: str, interval: str, start: int, final: bool, version: int,
+                        newest_ts: int, window: Callable[[], Any] | None) -> Series | None:  # fmt: skip
+        """One persisted row back in place: its series' version and final windows (`Series.restored`), the window
+        itself if it can still change (open, or final within the correction horizon; `window()` rebuilds it), and
+        the instrument's clock (`newest_ts`: the newest event time the row says it includes). None: an interval
+        this aggregator does not keep. Every restore ends with `_settle_restored`."""
+        series = self._series_named((venue, instrument), interval)
+        if series is None:
+            return None
+        series.restored(start, final, version)
+        if window is not None and (not final or self.horizon_ns):
+            (series.closed if final else series.open_bars)[start] = window()
+        clock = self._clocks[(venue, instrument)]
+        clock.max_ts = newest_ts if clock.max_ts is None else max(clock.max_ts, newest_ts)
+        return series
+
     def _settle_restored(self) -> None:
         """End of a subclass's restore: `closed` in start order and within the horizon of the restored clock,
         and the gates of `add` set from the restored windows."""
         for inst_key, series_list in self._by_instrument.items():
-            max_ts = self._max_ts.get(inst_key)
+            max_ts = self._clocks[inst_key].max_ts
             for series in series_list:
                 series.closed = dict(sorted(series.closed.items()))
                 series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf

@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import faust
 import msgspec
@@ -33,6 +33,7 @@ from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
+from tapeline.flow.windows import FlowAggregator
 from tapeline.io.kafka import DeadLetters, ensure_topics, make_producer, produce
 from tapeline.io.metrics import (
     BAR_ROWS_WRITTEN,
@@ -52,6 +53,9 @@ from tapeline.runtime.observability import Heartbeat
 log = logging.getLogger(__name__)
 
 FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
+E = TypeVar("E")  # a side topic's events
+R = TypeVar("R")  # what its aggregator drains
+P = ParamSpec("P")
 BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
 HEARTBEAT_LIMIT_S = 30.0  # the idle timer runs every second; this long without it, the worker is stuck
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
@@ -81,22 +85,23 @@ class OrderedWrites:
     """
 
     def __init__(self) -> None:
-        self._last: asyncio.Future | None = None
+        self._last: asyncio.Future[None] | None = None
 
-    async def submit(self, write: Callable[..., None], *args: Any) -> asyncio.Future:
+    async def submit(self, write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[None]:
         if self._last is not None:
             with WRITE_WAIT_SECONDS.time():
                 await self._last
-        self._last = asyncio.get_running_loop().run_in_executor(None, _timed_write, write, *args)
+        self._last = asyncio.get_running_loop().run_in_executor(None, functools.partial(_timed_write, write, *args,
+                                                                                          **kwargs))  # fmt: skip
         return self._last
 
 
-def _timed_write(write: Callable[..., None], *args: Any) -> None:
+def _timed_write(write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
     with WRITE_SECONDS.time():
-        write(*args)
+        write(*args, **kwargs)
 
 
-class SideTopicPipeline:
+class SideTopicPipeline(Generic[E, R]):
     """A topic besides trades feeding one aggregator into one table (books -> OBI, liquidations -> bars).
 
     Same rules as the trade pipeline: each batch is written before Faust acks it, the aggregator skips
@@ -106,9 +111,9 @@ class SideTopicPipeline:
     def __init__(
         self,
         name: str,
-        aggregator: Any,
+        aggregator: FlowAggregator[E, R],
         event_types: dict[str, type[msgspec.Struct]],
-        insert: Callable[[list], None],
+        insert: Callable[[R], None],
         settings: Settings,
         dead_letters: DeadLetters,
         codec: AvroCodec,
@@ -138,7 +143,7 @@ class SideTopicPipeline:
                 except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
                     self.dead_letters.send(value, f"processor: undecodable {self.name} event: {exc}", context)
                     continue
-                self.aggregator.add(event, offset, now_ns)  # late book events still update the book
+                self.aggregator.add(event, offset, now_ns)  # type: ignore[arg-type]  # decoded by its type tag
             return await self._writes.submit(self.insert, self.aggregator.drain())
 
     async def close_idle(self) -> None:
@@ -165,14 +170,15 @@ class BarPipeline:
                                               correction_horizon_ns=horizon_ns)  # fmt: skip
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
-        self.side_topics = {
+        self.obi = ObiAggregator(cfg.obi_intervals, lateness_ns)
+        self.liquidation_bars = LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns)
+        self.side_topics: dict[str, SideTopicPipeline[Any, Any]] = {
             settings.topics.books: SideTopicPipeline(
-                "book", ObiAggregator(cfg.obi_intervals, lateness_ns), BOOK_EVENTS, store.insert_obi,
-                settings, self.dead_letters, self.codec,
+                "book", self.obi, BOOK_EVENTS, store.insert_obi, settings, self.dead_letters, self.codec,
             ),
             settings.topics.liquidations: SideTopicPipeline(
-                "liquidation", LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns),
-                {"liquidation": Liquidation}, store.insert_liquidation_bars, settings, self.dead_letters, self.codec,
+                "liquidation", self.liquidation_bars, {"liquidation": Liquidation}, store.insert_liquidation_bars,
+                settings, self.dead_letters, self.codec,
             ),
         }  # fmt: skip
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
@@ -189,8 +195,8 @@ class BarPipeline:
             for aggregator in (self.aggregator, self.footprints):
                 aggregator.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
         obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)
-        self.side_topics[self.settings.topics.books].aggregator.restore(obi_rows)
-        self.side_topics[self.settings.topics.liquidations].aggregator.restore(liquidation_rows)
+        self.obi.restore(obi_rows)
+        self.liquidation_bars.restore(liquidation_rows)
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> tuple[list[TradeRun | tuple[TradeGap, int]],
