@@ -7,7 +7,7 @@ Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar, overload
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +45,20 @@ class KafkaSettings(BaseModel):
         return conf
 
 
+class _Topic:
+    """A topic name under the settings' prefix: `settings.topics.trades` is "<prefix>trades.v1"."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    @overload
+    def __get__(self, settings: None, owner: type) -> _Topic: ...
+    @overload
+    def __get__(self, settings: TopicSettings, owner: type) -> str: ...
+    def __get__(self, settings: TopicSettings | None, owner: type) -> _Topic | str:
+        return self if settings is None else settings.name(self.base)
+
+
 class TopicSettings(BaseModel):
     """Topic names. Tests give every run its own prefix so runs never see each other's data."""
 
@@ -55,34 +69,13 @@ class TopicSettings(BaseModel):
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"
 
-    @property
-    def trades(self) -> str:
-        return self.name("trades.v1")
-
-    @property
-    def bars(self) -> str:
-        return self.name("bars.v1")
-
-    @property
-    def signals(self) -> str:
-        return self.name("signals.v1")
-
-    @property
-    def dead_letter(self) -> str:
-        return self.name("deadletter.v1")
-
-    @property
-    def books(self) -> str:
-        """Book updates and gaps share a topic (and key) so a gap stays ordered with its updates."""
-        return self.name("books.v1")
-
-    @property
-    def liquidations(self) -> str:
-        return self.name("liquidations.v1")
-
-    @property
-    def tickers(self) -> str:
-        return self.name("tickers.v1")
+    trades: ClassVar[_Topic] = _Topic("trades.v1")  # trades, trade batches and trade gaps, in order
+    bars: ClassVar[_Topic] = _Topic("bars.v1")  # final bars, for the signal service
+    signals: ClassVar[_Topic] = _Topic("signals.v1")
+    dead_letter: ClassVar[_Topic] = _Topic("deadletter.v1")
+    books: ClassVar[_Topic] = _Topic("books.v1")  # updates and gaps share a topic (and key): a gap stays in order
+    liquidations: ClassVar[_Topic] = _Topic("liquidations.v1")
+    tickers: ClassVar[_Topic] = _Topic("tickers.v1")
 
     def for_event(self, event_type: str) -> str:
         """The topic of a normalized event, by its `type` tag."""

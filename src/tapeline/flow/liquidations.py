@@ -19,32 +19,28 @@ from tapeline.flow.windows import Series, WindowedAggregator
 
 
 class _Window:
-    """Liquidations of one open window."""
+    """Liquidations of one open window: per position side (0 long, 1 short) base volume, USD, count."""
 
-    __slots__ = ("long_base", "long_count", "long_usd", "short_base", "short_count", "short_usd")
+    __slots__ = ("base", "count", "usd")
 
     def __init__(self) -> None:
-        self.long_base = self.short_base = self.long_usd = self.short_usd = 0.0
-        self.long_count = self.short_count = 0
+        self.base = [0.0, 0.0]
+        self.usd = [0.0, 0.0]
+        self.count = [0, 0]
 
     @classmethod
     def of(cls, bar: LiquidationBar) -> _Window:
         window = cls()
-        window.long_base, window.short_base, window.long_usd, window.short_usd = (
-            bar.long_base, bar.short_base, bar.long_usd, bar.short_usd
-        )  # fmt: skip
-        window.long_count, window.short_count = bar.long_count, bar.short_count
+        window.base = [bar.long_base, bar.short_base]
+        window.usd = [bar.long_usd, bar.short_usd]
+        window.count = [bar.long_count, bar.short_count]
         return window
 
     def add(self, event: Liquidation) -> None:
-        if event.position_side == "long":
-            self.long_base += event.qty_base
-            self.long_usd += event.notional_quote
-            self.long_count += 1
-        else:
-            self.short_base += event.qty_base
-            self.short_usd += event.notional_quote
-            self.short_count += 1
+        side = 0 if event.position_side == "long" else 1
+        self.base[side] += event.qty_base
+        self.usd[side] += event.notional_quote
+        self.count[side] += 1
 
 
 class LiquidationAggregator(WindowedAggregator):
@@ -88,9 +84,10 @@ class LiquidationAggregator(WindowedAggregator):
 
 
 def _row(series: Series, start: int, acc: _Window, final: bool, version: int) -> LiquidationBar:
+    (long_base, short_base), (long_usd, short_usd) = acc.base, acc.usd
     return LiquidationBar(
         series.venue, series.instrument, series.interval, start,
-        round(acc.long_base, BASE_DECIMALS), round(acc.short_base, BASE_DECIMALS),
-        round(acc.long_usd, QUOTE_DECIMALS), round(acc.short_usd, QUOTE_DECIMALS),
-        acc.long_count, acc.short_count, final, version,
+        round(long_base, BASE_DECIMALS), round(short_base, BASE_DECIMALS),
+        round(long_usd, QUOTE_DECIMALS), round(short_usd, QUOTE_DECIMALS),
+        acc.count[0], acc.count[1], final, version,
     )  # fmt: skip

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -24,7 +25,6 @@ from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, Liquid
 from tapeline.domain.errors import StoreError
 from tapeline.domain.events import Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
-from tapeline.flow.windows import MAX_GAPS
 from tapeline.paths import schemas_dir
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ LIQUIDATION_COLUMNS = list(LiquidationBar.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
+FOOTPRINT_COLUMNS = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]  # the footprints table
 TRADE_GAP_COLUMNS = list(TradeGap.__struct_fields__)
 TRADE_COLUMNS = ["venue", "instrument", "symbol", "ts_ns", "recv_ts_ns", "price", "qty_base", "notional_quote",
                  "side", "trade_id"]  # fmt: skip
@@ -86,23 +87,26 @@ def migrations(directory: Path | None = None) -> list[tuple[int, str, str]]:
 
 
 def migrate(client: Client, database: str) -> list[str]:
-    """Apply the migrations not applied yet; returns their names."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
-        "(version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
-    )
-    done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    """Apply the migrations not applied yet; returns their names. StoreError says which step failed."""
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    except ClickHouseError as exc:
+        raise StoreError(f"cannot read the applied migrations of {database}: {exc}") from exc
     applied = []
     for version, name, sql in migrations():
         if version in done:
             continue
-        for statement in _statements(sql.replace("{database}", database)):
-            try:
+        try:
+            for statement in _statements(sql.replace("{database}", database)):
                 client.command(statement)
-            except ClickHouseError as exc:
-                raise StoreError(f"migration {name} failed: {exc}") from exc
-        client.insert(f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"])
+            client.insert(f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"])
+        except ClickHouseError as exc:
+            raise StoreError(f"migration {name} failed: {exc}") from exc
         applied.append(name)
         log.info("applied migration %s", name)
     return applied
@@ -114,7 +118,12 @@ def _statements(sql: str) -> list[str]:
 
 
 class BarStore:
-    """Reads and writes bars and trades; thread-safe (the embedded engine needs one caller at a time)."""
+    """Reads and writes bars and trades; thread-safe (the embedded engine needs one caller at a time).
+
+    Every call to ClickHouse goes through `_rows` or `_insert`, which take the lock and turn the driver's
+    errors (chdb and server alike raise clickhouse-connect's ClickHouseError) into StoreError naming the
+    table: callers catch the project's exception, never a driver's or a bare Exception.
+    """
 
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
@@ -128,23 +137,40 @@ class BarStore:
             migrate(client, settings.database)
         return cls(client, settings.database)
 
-    def insert_bars(self, bars: Sequence[Bar]) -> None:
-        if not bars:
-            return
-        columns = [[getattr(b, name) for b in bars] for name in BAR_COLUMNS]
+    # -- the one way in and out ------------------------------------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]], column_oriented: bool) -> None:
         with self._lock:
-            self.client.insert(f"{self.database}.bars", columns, column_names=BAR_COLUMNS, column_oriented=True)
+            try:
+                self.client.insert(f"{self.database}.{table}", data, column_names=list(columns),
+                                   column_oriented=column_oriented)  # fmt: skip
+            except ClickHouseError as exc:
+                raise StoreError(f"writing {self.database}.{table} failed: {exc}") from exc
+
+    def _insert_structs(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
+        """Rows (msgspec structs with these fields) column by column: the fastest insert."""
+        if rows:
+            self._insert(table, columns, [[getattr(r, name) for r in rows] for name in columns], column_oriented=True)
+
+    def _rows(self, table: str, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        with self._lock:
+            try:
+                return self.client.query(sql, parameters=parameters).result_rows
+            except ClickHouseError as exc:
+                raise StoreError(f"reading {self.database}.{table} failed: {exc}") from exc
+
+    # -- trades and bars ----------------------------------------------------------------------------------
+
+    def insert_bars(self, bars: Sequence[Bar]) -> None:
+        self._insert_structs("bars", BAR_COLUMNS, bars)
 
     def insert_trades(self, trades: Sequence[Trade]) -> None:
         self.insert_trade_columns({name: [getattr(t, name) for t in trades] for name in TRADE_COLUMNS})
 
-    def insert_trade_columns(self, columns: Mapping[str, list]) -> None:
+    def insert_trade_columns(self, columns: Mapping[str, list[Any]]) -> None:
         """Trades column by column, a list per name of TRADE_COLUMNS (the processor decodes them so)."""
-        if not columns or not columns["ts_ns"]:
-            return
-        data = [columns[name] for name in TRADE_COLUMNS]
-        with self._lock:
-            self.client.insert(f"{self.database}.trades", data, column_names=TRADE_COLUMNS, column_oriented=True)
+        if columns and columns["ts_ns"]:
+            self._insert("trades", TRADE_COLUMNS, [columns[name] for name in TRADE_COLUMNS], column_oriented=True)
 
     def get_bars(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[Bar]:
         """Bars with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
@@ -152,7 +178,7 @@ class BarStore:
         return [Bar(*row) for row in rows]
 
     def _range(self, table: str, columns: list[str], venue: str, instrument: str, interval: str, from_ns: int,
-               to_ns: int, limit: int) -> list[tuple]:  # fmt: skip
+               to_ns: int, limit: int) -> Sequence[Sequence[Any]]:  # fmt: skip
         """Latest rows of one series with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
         sql = (
             f"SELECT {', '.join(columns)} FROM {self.database}.{table} FINAL "
@@ -161,15 +187,12 @@ class BarStore:
         )
         params = {"venue": venue, "instrument": instrument, "interval": interval, "from_ns": from_ns,
                   "to_ns": to_ns, "limit": limit}  # fmt: skip
-        with self._lock:
-            return self.client.query(sql, parameters=params).result_rows
+        return self._rows(table, sql, params)
 
     def resume_state(self, horizon_ns: int = 0) -> list[Bar]:
         """What the processor needs after a restart: every open bar and each series' final bars from the
         last one back to the correction horizon (see `_resume_sql`)."""
-        with self._lock:
-            rows = self.client.query(self._resume_sql("bars", BAR_COLUMNS, horizon_ns)).result_rows
-        return [Bar(*row) for row in rows]
+        return [Bar(*row) for row in self._rows("bars", self._resume_sql("bars", BAR_COLUMNS, horizon_ns))]
 
     def _resume_sql(self, table: str, columns: list[str], horizon_ns: int) -> str:
         """Open rows, and final rows starting at most `horizon_ns` + one interval before their series' last.
@@ -187,11 +210,13 @@ class BarStore:
             f"WHERE start_ns >= last - {int(horizon_ns)} - transform(interval, {names}, {widths}, 0)"
         )
 
+    # -- footprints ------------------------------------------------------------------------------------
+
     def insert_footprints(self, summaries: Sequence[FootprintBar], levels: Sequence[FootprintLevel]) -> None:
         """One row per footprint bar, its levels as arrays: summary and levels land in one atomic insert."""
         if not summaries:
             return
-        by_bar: dict[tuple, list[FootprintLevel]] = {}
+        by_bar: dict[tuple[str, str, str, int], list[FootprintLevel]] = {}
         for level in levels:
             by_bar.setdefault((level.venue, level.instrument, level.interval, level.start_ns), []).append(level)
         rows = []
@@ -200,37 +225,29 @@ class BarStore:
                                 key=lambda lv: lv.price)  # fmt: skip
             rows.append([getattr(bar, name) for name in FOOTPRINT_BAR_COLUMNS]
                         + [[getattr(lv, name) for lv in bar_levels] for name in LEVEL_FIELDS])  # fmt: skip
-        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
-        with self._lock:
-            self.client.insert(f"{self.database}.footprints", rows, column_names=columns)
+        self._insert("footprints", FOOTPRINT_COLUMNS, rows, column_oriented=False)
 
     def get_footprints(
         self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int
     ) -> list[tuple[FootprintBar, list[FootprintLevel]]]:
         """Footprint bars with from_ns <= start_ns < to_ns, oldest first, with their levels."""
-        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
-        rows = self._range("footprints", columns, venue, instrument, interval, from_ns, to_ns, limit)
+        rows = self._range("footprints", FOOTPRINT_COLUMNS, venue, instrument, interval, from_ns, to_ns, limit)
         return [_footprint_from_row(row) for row in rows]
 
     def resume_footprints(self, horizon_ns: int = 0) -> tuple[list[FootprintLevel], list[FootprintBar]]:
         """Open footprint bars with their levels, and final ones back to the correction horizon (at least
         each series' last, for its bucket size)."""
-        columns = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_FIELDS]
-        with self._lock:
-            result = self.client.query(self._resume_sql("footprints", columns, horizon_ns)).result_rows
         levels, summaries = [], []
-        for row in result:
+        for row in self._rows("footprints", self._resume_sql("footprints", FOOTPRINT_COLUMNS, horizon_ns)):
             bar, bar_levels = _footprint_from_row(row)
             summaries.append(bar)
             levels.extend(bar_levels)
         return levels, summaries
 
+    # -- order-book imbalance, trade gaps, liquidations ----------------------------------------------------
+
     def insert_obi(self, rows: Sequence[ObiBar]) -> None:
-        if rows:
-            columns = [[getattr(r, name) for r in rows] for name in OBI_COLUMNS]
-            with self._lock:
-                self.client.insert(f"{self.database}.obi_bars", columns, column_names=OBI_COLUMNS,
-                                   column_oriented=True)  # fmt: skip
+        self._insert_structs("obi_bars", OBI_COLUMNS, rows)
 
     def resume_obi(self) -> list[ObiBar]:
         """Each OBI series' last final bar: where the aggregator continues after a restart."""
@@ -238,54 +255,38 @@ class BarStore:
             f"SELECT {', '.join(OBI_COLUMNS)} FROM {self.database}.obi_bars FINAL "
             "ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval"
         )
-        with self._lock:
-            return [ObiBar(*row) for row in self.client.query(sql).result_rows]
+        return [ObiBar(*row) for row in self._rows("obi_bars", sql)]
 
     def get_obi(self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int) -> list[ObiBar]:
         rows = self._range("obi_bars", OBI_COLUMNS, venue, instrument, interval, from_ns, to_ns, limit)
         return [ObiBar(*row) for row in rows]
 
     def insert_trade_gaps(self, gaps: Sequence[TradeGap]) -> None:
-        if gaps:
-            columns = [[getattr(g, name) for g in gaps] for name in TRADE_GAP_COLUMNS]
-            with self._lock:
-                self.client.insert(f"{self.database}.trade_gaps", columns, column_names=TRADE_GAP_COLUMNS,
-                                   column_oriented=True)  # fmt: skip
+        self._insert_structs("trade_gaps", TRADE_GAP_COLUMNS, gaps)
 
-    def resume_trade_gaps(self) -> list[TradeGap]:
-        """Each instrument's latest gaps (as many as an aggregator remembers), for windows that open later."""
+    def resume_trade_gaps(self, per_instrument: int) -> list[TradeGap]:
+        """Each instrument's latest `per_instrument` gaps, newest first, for windows that open later."""
         sql = (
             f"SELECT {', '.join(TRADE_GAP_COLUMNS)} FROM {self.database}.trade_gaps FINAL "
-            f"ORDER BY to_ns DESC LIMIT {MAX_GAPS} BY venue, instrument"
+            f"ORDER BY to_ns DESC LIMIT {int(per_instrument)} BY venue, instrument"
         )
-        with self._lock:
-            return [
-                TradeGap(**dict(zip(TRADE_GAP_COLUMNS, row, strict=True))) for row in self.client.query(sql).result_rows
-            ]
+        return [TradeGap(**dict(zip(TRADE_GAP_COLUMNS, row, strict=True))) for row in self._rows("trade_gaps", sql)]
 
     def insert_liquidation_bars(self, rows: Sequence[LiquidationBar]) -> None:
-        if rows:
-            columns = [[getattr(r, name) for r in rows] for name in LIQUIDATION_COLUMNS]
-            with self._lock:
-                self.client.insert(f"{self.database}.liquidation_bars", columns, column_names=LIQUIDATION_COLUMNS,
-                                   column_oriented=True)  # fmt: skip
+        self._insert_structs("liquidation_bars", LIQUIDATION_COLUMNS, rows)
 
     def resume_liquidations(self, horizon_ns: int = 0) -> list[LiquidationBar]:
         """Open liquidation bars and final ones back to the correction horizon (at least each series' last)."""
         sql = self._resume_sql("liquidation_bars", LIQUIDATION_COLUMNS, horizon_ns)
-        with self._lock:
-            return [LiquidationBar(*row) for row in self.client.query(sql).result_rows]
+        return [LiquidationBar(*row) for row in self._rows("liquidation_bars", sql)]
 
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""
-        with self._lock:
-            rows = self.client.query(
-                f"SELECT DISTINCT venue, instrument, interval FROM {self.database}.bars ORDER BY 1, 2, 3"
-            ).result_rows
-        return [tuple(r) for r in rows]
+        sql = f"SELECT DISTINCT venue, instrument, interval FROM {self.database}.bars ORDER BY 1, 2, 3"
+        return [(str(v), str(i), str(n)) for v, i, n in self._rows("bars", sql)]
 
 
-def _footprint_from_row(row: Sequence) -> tuple[FootprintBar, list[FootprintLevel]]:
+def _footprint_from_row(row: Sequence[Any]) -> tuple[FootprintBar, list[FootprintLevel]]:
     """A `footprints` row (summary columns, then the level arrays) -> the bar and its levels."""
     width = len(FOOTPRINT_BAR_COLUMNS)
     bar = FootprintBar(*row[:width])

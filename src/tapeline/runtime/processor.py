@@ -33,7 +33,7 @@ from tapeline.flow.columns import TradeColumns
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
-from tapeline.flow.windows import FlowAggregator
+from tapeline.flow.windows import MAX_GAPS, FlowAggregator
 from tapeline.io.kafka import DeadLetters, ensure_topics, make_producer, produce
 from tapeline.io.metrics import (
     BAR_ROWS_WRITTEN,
@@ -191,7 +191,7 @@ class BarPipeline:
         self.aggregator.restore(rows)
         levels, summaries = self.store.resume_footprints(self.horizon_ns)
         self.footprints.restore(levels, summaries)
-        for gap in reversed(self.store.resume_trade_gaps()):  # oldest first, as they arrived
+        for gap in reversed(self.store.resume_trade_gaps(MAX_GAPS)):  # oldest first, as they arrived
             for aggregator in (self.aggregator, self.footprints):
                 aggregator.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
         obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -67,34 +68,22 @@ class QueryClient:
         self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int = 0
     ) -> BarPage:
         """Like get_bars, also telling whether the limit cut the range short."""
-        request = query_pb2.GetBarsRequest(venue=venue, instrument=instrument, interval=interval,
-                                           from_ns=from_ns, to_ns=to_ns, limit=limit)  # fmt: skip
-        try:
-            response = self._stub.GetBars(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise _query_error(exc) from None
+        response = self._call(self._stub.GetBars, query_pb2.GetBarsRequest, venue, instrument, interval, from_ns,
+                              to_ns, limit)  # fmt: skip
         return BarPage([bar_from_proto(b) for b in response.bars], response.truncated)
 
     def get_footprints(
         self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int = 0
     ) -> list[tuple[FootprintBar, list[FootprintLevel]]]:
-        request = query_pb2.GetFootprintsRequest(venue=venue, instrument=instrument, interval=interval,
-                                                 from_ns=from_ns, to_ns=to_ns, limit=limit)  # fmt: skip
-        try:
-            response = self._stub.GetFootprints(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise _query_error(exc) from None
+        response = self._call(self._stub.GetFootprints, query_pb2.GetFootprintsRequest, venue, instrument, interval,
+                              from_ns, to_ns, limit)  # fmt: skip
         return [footprint_from_proto(f) for f in response.footprints]
 
     def get_obi(
         self, venue: str, instrument: str, interval: str, from_ns: int, to_ns: int, limit: int = 0
     ) -> list[ObiBar]:
-        request = query_pb2.GetObiRequest(venue=venue, instrument=instrument, interval=interval, from_ns=from_ns,
-                                          to_ns=to_ns, limit=limit)  # fmt: skip
-        try:
-            response = self._stub.GetObi(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise _query_error(exc) from None
+        response = self._call(self._stub.GetObi, query_pb2.GetObiRequest, venue, instrument, interval, from_ns,
+                              to_ns, limit)  # fmt: skip
         return [obi_from_proto(b) for b in response.bars]
 
     def list_series(self) -> list[tuple[str, str, str]]:
@@ -104,6 +93,16 @@ class QueryClient:
         except grpc.RpcError as exc:
             raise _query_error(exc) from None
         return [(s.venue, s.instrument, s.interval) for s in response.series]
+
+    def _call(self, method: Callable[..., Any], request_type: Callable[..., Any], venue: str, instrument: str,
+              interval: str, from_ns: int, to_ns: int, limit: int) -> Any:  # fmt: skip
+        """One range RPC within the deadline; QueryError carries the status the server gave."""
+        request = request_type(venue=venue, instrument=instrument, interval=interval, from_ns=from_ns, to_ns=to_ns,
+                               limit=limit)  # fmt: skip
+        try:
+            return method(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _query_error(exc) from None
 
 
 def _query_error(exc: grpc.RpcError) -> QueryError:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tapeline.config import QuerySettings
-from tapeline.domain.errors import InvalidQuery, TapelineError
+from tapeline.domain.errors import InvalidQuery, StoreError, TapelineError
 from tapeline.domain.events import VENUES
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.io.metrics import RPC_REQUESTS
@@ -81,7 +81,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             # One row more than asked tells whether the range holds more (truncated).
             rows = fetch(request.venue, request.instrument, request.interval, request.from_ns, request.to_ns,
                          limit + 1)  # fmt: skip
-        except Exception as exc:  # clickhouse-connect and chdb raise their own types
+        except StoreError as exc:
             log.exception("%s failed in the store", method)
             _abort(context, method, grpc.StatusCode.UNAVAILABLE, f"{what} store failed: {exc}")
         RPC_REQUESTS.labels(method, grpc.StatusCode.OK.name).inc()
@@ -92,7 +92,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.ListSeriesResponse:
         try:
             series = self.store.instruments()
-        except Exception as exc:
+        except StoreError as exc:
             log.exception("ListSeries failed in the store")
             _abort(context, "ListSeries", grpc.StatusCode.UNAVAILABLE, f"bar store failed: {exc}")
         RPC_REQUESTS.labels("ListSeries", grpc.StatusCode.OK.name).inc()
