@@ -11,7 +11,8 @@ from tapeline.domain.events import Trade
 from tapeline.io.capture import drive, merge_tagged
 from tapeline.venues import make_session
 
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 
 def data_files(pattern: str) -> list[Path]:

@@ -21,9 +21,10 @@ from kubernetes_validate.utils import latest_version
 from pydantic import BaseModel
 
 from tapeline.config import Settings
+from tests.support.data import REPO_ROOT
 from tools.simulator import SimulatorSettings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 COMPOSE_FILE = REPO / "docker-compose.yml"
 K8S = REPO / "deploy" / "k8s"
 BASE = K8S / "base"

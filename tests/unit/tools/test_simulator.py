@@ -16,10 +16,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from tapeline.io.capture import read_capture
+from tests.support.data import DATA_DIR
 from tests.support.venues import usdm_trades as parse
 from tools.simulator import Market, SentTrade, Simulator, SimulatorThread, parse_route, stream_tier
 
-DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"
 REPLAY_FILE = DATA_DIR / "binance_usdm" / "aggTrade" / "cryptofeed_2021-07-22__BINANCE_FUTURES.ws.1.0.aggTrade.jsonl"
 BOTH = "btcusdt@aggTrade/ethusdt@aggTrade"
 

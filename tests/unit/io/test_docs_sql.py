@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import FootprintAggregator
 from tapeline.io.capture import read_capture
 from tapeline.io.store import BarStore
-from tests.support.data import data_files
+from tests.support.data import REPO_ROOT, data_files
 from tests.support.venues import usdm_capture_trades
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "clickhouse.md"
+DOC = REPO_ROOT / "docs" / "clickhouse.md"
 
 
 def test_every_example_query_runs(store_factory: Callable[[], BarStore]) -> None:

@@ -31,8 +31,9 @@ from tapeline.io.rpc.client import QueryClient, QueryError
 from tapeline.io.rpc.convert import bar_to_proto
 from tapeline.io.rpc.gen.tapeline.v1 import query_pb2
 from tapeline.io.rpc.server import SERVICE_NAME, build_server
+from tests.support.data import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
 S = 1_000_000_000
 MAX_ROWS = 8
