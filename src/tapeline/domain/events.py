@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import msgspec
 
 VENUES = ("binance-usdm", "binance-spot", "bybit-linear", "bybit-spot", "okx", "hyperliquid")
@@ -131,6 +133,9 @@ class DerivTicker(msgspec.Struct, tag="deriv_ticker", tag_field="type", gc=False
     open_interest_usd: float | None = None
 
 
+Event: TypeAlias = Trade | TradeGap | BookUpdate | BookGap | Liquidation | DerivTicker  # what venue sessions emit
+
+
 class Instrument(msgspec.Struct, gc=False):
     """Venue instrument metadata, from the venue's instrument REST endpoint."""
 
@@ -176,7 +181,7 @@ class DeadLetter(msgspec.Struct, gc=False):
     context: str = ""  # stream name, topic/partition/offset, ...
 
 
-def as_record(event: msgspec.Struct) -> dict:
+def as_record(event: msgspec.Struct) -> dict[str, Any]:
     """A dict with every field, including a tagged struct's `type` tag."""
     record = msgspec.structs.asdict(event)
     tag = type(event).__struct_config__.tag

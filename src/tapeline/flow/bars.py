@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from tapeline.domain.aggregates import Bar
 from tapeline.domain.events import Trade
 from tapeline.flow.columns import TradeColumns
-from tapeline.flow.windows import Series, WindowedAggregator
+from tapeline.flow.windows import ColumnarAggregator, Series
 
 BASE_DECIMALS = 10
 QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enough to drop noise
@@ -36,6 +37,8 @@ QUOTE_DECIMALS = 6  # micro-units of quote: finer than any notional, coarse enou
 
 class _Acc:
     """Running state of one open bar."""
+
+    cvd_end: float  # CVD at the end of the bar, once final (kept windows carry it for corrections)
 
     __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "cvd_end", "high", "incomplete", "low",
                  "max_delta", "min_delta", "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
@@ -129,7 +132,7 @@ def _running(start: float, values: np.ndarray) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class _Series(Series):
+class _Series(Series[_Acc]):
     """Bars of one (venue, instrument, interval), and the CVD at the end of its last final bar."""
 
     cvd_closed: float = 0.0
@@ -172,15 +175,13 @@ class _Series(Series):
         )
 
 
-class BarAggregator(WindowedAggregator):
+class BarAggregator(ColumnarAggregator[list[Bar], _Acc, _Series]):
     """Bars for many venue-instruments and intervals (windowing: flow/windows.py).
 
     Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
     final, and the current state of every open bar of a series that changed (their CVD runs on from
     the earlier open bars, so all of them are written again).
     """
-
-    SERIES = _Series
 
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
         super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
@@ -195,7 +196,7 @@ class BarAggregator(WindowedAggregator):
         """
         for bar in sorted(rows, key=lambda b: (b.final is False, b.start_ns)):
             series = self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final,
-                                          bar.version, bar.last_ts_ns, lambda bar=bar: _Acc.from_bar(bar))  # fmt: skip
+                                          bar.version, bar.last_ts_ns, partial(_Acc.from_bar, bar))  # fmt: skip
             if series is not None and bar.final:
                 series.cvd_closed = bar.cvd_base  # finals come in start order: this ends on the last one's
         self._settle_restored()
@@ -220,14 +221,14 @@ class BarAggregator(WindowedAggregator):
             cvd += acc.delta_base
             yield series.row(start, acc, cvd, final=False, version=series.version)
 
-    def _open(self, series: Series, trade: Trade) -> _Acc:
+    def _new_series(self, venue: str, instrument: str, interval: str, width_ns: int) -> _Series:
+        return _Series(venue, instrument, interval, width_ns)
+
+    def _open(self, series: _Series, trade: Trade) -> _Acc:
         return _Acc(trade)
 
     def _emit_final_again(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
         self._final_rows.append(series.row(start, acc, acc.cvd_end, final=True, version=version))
-
-    def _add_many(self, series: Series, acc: _Acc, columns: TradeColumns, idx: slice | np.ndarray) -> None:
-        acc.add_many(columns, idx)
 
     def _finalize(self, series: _Series, start: int, acc: _Acc, version: int) -> None:
         series.cvd_closed += acc.delta_base

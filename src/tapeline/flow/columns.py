@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class TradeColumns:
                      self.trade_id[i])  # fmt: skip
 
     @classmethod
-    def of_lists(cls, columns: dict[str, list], positions: Sequence[int]) -> TradeColumns:
+    def of_lists(cls, columns: dict[str, list[Any]], positions: Sequence[int]) -> TradeColumns:
         """From Trade's fields column by column (as the codec decodes a batch), all of one venue-instrument."""
         side = columns["side"]
         return cls(

@@ -55,6 +55,7 @@ import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 
@@ -62,7 +63,7 @@ from tapeline.domain.aggregates import FootprintBar, FootprintLevel
 from tapeline.domain.events import Trade
 from tapeline.flow.bars import BASE_DECIMALS, QUOTE_DECIMALS
 from tapeline.flow.columns import TradeColumns
-from tapeline.flow.windows import Series, WindowedAggregator
+from tapeline.flow.windows import ColumnarAggregator, Series
 
 DEFAULT_TARGET_BPS = 5.0
 _NICE = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5))
@@ -214,7 +215,7 @@ class _Open:
             self.last_ts = newest
 
 
-class FootprintAggregator(WindowedAggregator):
+class FootprintAggregator(ColumnarAggregator[tuple[list[FootprintLevel], list[FootprintBar]], _Open, Series[_Open]]):
     """Footprint bars for many venue-instruments and intervals (windowing: flow/windows.py).
 
     Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
@@ -275,7 +276,7 @@ class FootprintAggregator(WindowedAggregator):
                 newest[inst_key] = bar
             bar_levels = bar_levels_of.get((bar.venue, bar.instrument, bar.interval, bar.start_ns))
             self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final, bar.version,
-                                 bar.last_ts_ns, (lambda bar=bar, levels=bar_levels: _Open.of(bar, levels))
+                                 bar.last_ts_ns, partial(_Open.of, bar, bar_levels)
                                  if bar_levels else None)  # fmt: skip
         for (venue, instrument), bar in newest.items():
             self.policy.pin(venue, instrument, bar.bucket_size)
@@ -303,18 +304,18 @@ class FootprintAggregator(WindowedAggregator):
                 self._rows(series, start, series.open_bars[start], False, series.version, levels, bars)
         return levels, bars
 
-    def _open(self, series: Series, trade: Trade) -> _Open:
+    def _new_series(self, venue: str, instrument: str, interval: str, width_ns: int) -> Series[_Open]:
+        return Series(venue, instrument, interval, width_ns)
+
+    def _open(self, series: Series[_Open], trade: Trade) -> _Open:
         acc = _Open(self.policy.size(trade.venue, trade.instrument, trade.price))
         acc.add(trade)
         return acc
 
-    def _add_many(self, series: Series, acc: _Open, columns: TradeColumns, idx: slice | np.ndarray) -> None:
-        acc.add_many(columns, idx)
-
-    def _finalize(self, series: Series, start: int, acc: _Open, version: int) -> None:
+    def _finalize(self, series: Series[_Open], start: int, acc: _Open, version: int) -> None:
         self._rows(series, start, acc, True, version, self._final_levels, self._final_bars)
 
-    def _rows(self, series: Series, start: int, acc: _Open, final: bool, version: int,
+    def _rows(self, series: Series[_Open], start: int, acc: _Open, final: bool, version: int,
               levels_out: list[FootprintLevel], bars_out: list[FootprintBar]) -> None:  # fmt: skip
         """Append the level rows and the summary of one bar, all derived from the rounded volumes."""
         bucket = acc.bucket
@@ -342,12 +343,14 @@ class FootprintAggregator(WindowedAggregator):
         while area * need_den < need_num:
             up = vol(area_hi + 1) if area_hi < high else None
             down = vol(area_lo - 1) if area_lo > low else None
-            if down is None or (up is not None and up >= down):
+            if up is not None and (down is None or up >= down):
                 area_hi += 1
                 area += up
-            else:
+            elif down is not None:
                 area_lo -= 1
                 area += down
+            else:  # the whole bar is in the area already
+                break
         # Diagonal imbalances; the partner of the lowest (highest) bucket is outside the bar.
         num, den, min_units = self._ratio.numerator, self._ratio.denominator, self._min_units
         buy_imb: set[int] = set()

@@ -11,6 +11,7 @@ are lower bounds.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from tapeline.domain.aggregates import LiquidationBar
 from tapeline.domain.events import Liquidation
@@ -21,9 +22,10 @@ from tapeline.flow.windows import Series, WindowedAggregator
 class _Window:
     """Liquidations of one open window: per position side (0 long, 1 short) base volume, USD, count."""
 
-    __slots__ = ("base", "count", "usd")
+    __slots__ = ("base", "count", "incomplete", "usd")
 
     def __init__(self) -> None:
+        self.incomplete = False  # the windowing's flag for trade gaps; liquidation feeds report none
         self.base = [0.0, 0.0]
         self.usd = [0.0, 0.0]
         self.count = [0, 0]
@@ -43,7 +45,7 @@ class _Window:
         self.count[side] += 1
 
 
-class LiquidationAggregator(WindowedAggregator):
+class LiquidationAggregator(WindowedAggregator[Liquidation, list[LiquidationBar], _Window, Series[_Window]]):
     """Liquidation bars for many venue-instruments and intervals (windowing: flow/windows.py)."""
 
     TRACK_CHANGED = True
@@ -71,19 +73,22 @@ class LiquidationAggregator(WindowedAggregator):
             # bars keep no event times: the watermark resumes from the newest bar's start (a little lenient,
             # so a restarted worker may still correct a bar the old one would have called too old)
             self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final, bar.version,
-                                 bar.start_ns, lambda bar=bar: _Window.of(bar))  # fmt: skip
+                                 bar.start_ns, partial(_Window.of, bar))  # fmt: skip
         self._settle_restored()
 
-    def _open(self, series: Series, event: Liquidation) -> _Window:
+    def _new_series(self, venue: str, instrument: str, interval: str, width_ns: int) -> Series[_Window]:
+        return Series(venue, instrument, interval, width_ns)
+
+    def _open(self, series: Series[_Window], event: Liquidation) -> _Window:
         acc = _Window()
         acc.add(event)
         return acc
 
-    def _finalize(self, series: Series, start: int, acc: _Window, version: int) -> None:
+    def _finalize(self, series: Series[_Window], start: int, acc: _Window, version: int) -> None:
         self._final_rows.append(_row(series, start, acc, True, version))
 
 
-def _row(series: Series, start: int, acc: _Window, final: bool, version: int) -> LiquidationBar:
+def _row(series: Series[_Window], start: int, acc: _Window, final: bool, version: int) -> LiquidationBar:
     (long_base, short_base), (long_usd, short_usd) = acc.base, acc.usd
     return LiquidationBar(
         series.venue, series.instrument, series.interval, start,

@@ -54,7 +54,7 @@ integrated once into bars of the smallest interval, and larger bars are the sum 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tapeline.domain.aggregates import ObiBar
@@ -100,13 +100,23 @@ class BookState:
 
     __slots__ = ("ask_edge", "ask_keys", "ask_qty", "ask_sum", "bid_edge", "bid_keys", "bid_qty", "bid_sum", "values",
                  "verified")  # fmt: skip
+    bid_qty: dict[float, int]  # price -> quantity units
+    ask_qty: dict[float, int]  # -price -> quantity units
+    bid_keys: list[float]  # ascending, best bid last
+    ask_keys: list[float]  # ascending (-price), best ask last
+    bid_edge: list[float]  # per band: levels with key >= edge are in the sum (INF: empty band)
+    ask_edge: list[float]
+    bid_sum: list[int]
+    ask_sum: list[int]
+    verified: bool
+    values: tuple[float | None, ...]  # the 7 OBI values, MEASURES order
 
     def __init__(self) -> None:
         self.invalidate()
 
     def apply(self, event: BookUpdate | BookGap) -> bool:
         """Apply one event; True when it changed a verified book (a snapshot, or a delta of a verified book)."""
-        if type(event) is BookGap:
+        if isinstance(event, BookGap):
             self.invalidate()
             return False
         if event.is_snapshot:
@@ -125,16 +135,16 @@ class BookState:
         return True
 
     def invalidate(self) -> None:
-        self.bid_qty: dict[float, int] = {}  # price -> quantity units
-        self.ask_qty: dict[float, int] = {}  # -price -> quantity units
-        self.bid_keys: list[float] = []  # ascending, best bid last
-        self.ask_keys: list[float] = []  # ascending (-price), best ask last
-        self.bid_edge = [INF] * _NB  # per band: levels with key >= edge are in the sum (INF: empty band)
+        self.bid_qty = {}
+        self.ask_qty = {}
+        self.bid_keys = []
+        self.ask_keys = []
+        self.bid_edge = [INF] * _NB
         self.ask_edge = [INF] * _NB
         self.bid_sum = [0] * _NB
         self.ask_sum = [0] * _NB
         self.verified = False
-        self.values: tuple[float | None, ...] = NONE7
+        self.values = NONE7
 
     def best_bid(self) -> float | None:
         return self.bid_keys[-1] if self.bid_keys else None
@@ -205,7 +215,9 @@ def _apply_side(
     band[:] = (s10, s25, s50)
 
 
-def _move_edges(keys: list[float], get, edge: list[float], band: list[int], starts: tuple[int, ...]) -> None:
+def _move_edges(
+    keys: list[float], get: Callable[[float], int], edge: list[float], band: list[int], starts: tuple[int, ...]
+) -> None:
     """Move each band's edge to the index where it now starts, adding / removing the levels passed."""
     n = len(keys)
     for k, new in enumerate(starts):
@@ -301,10 +313,11 @@ class _Acc:
             if other.covered[i]:
                 self.integral[i] += other.integral[i]
                 self.covered[i] += other.covered[i]
-                lo, hi = other.mins[i], other.maxs[i]
-                if self.mins[i] is None or lo < self.mins[i]:
+                lo, hi = other.mins[i], other.maxs[i]  # set wherever covered
+                mine_lo, mine_hi = self.mins[i], self.maxs[i]
+                if lo is not None and (mine_lo is None or lo < mine_lo):
                     self.mins[i] = lo
-                if self.maxs[i] is None or hi > self.maxs[i]:
+                if hi is not None and (mine_hi is None or hi > mine_hi):
                     self.maxs[i] = hi
         self.last = other.last
         self.verified_ns += other.verified_ns
@@ -317,7 +330,7 @@ class _Acc:
 
 
 @dataclass(eq=False)
-class _Series(Series):
+class _Series(Series["_Acc"]):
     """Bars of one (venue, instrument, interval); `closed_until_ns` ends the final ones (never emitted again)."""
 
     acc: _Acc | None = None  # the open bar (always set for the smallest interval once the clock runs)
@@ -371,29 +384,32 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
         inst.last_seen = now_ns
         ts = event.ts_ns
         inst.last_event_ts = ts if inst.last_event_ts is None else max(inst.last_event_ts, ts)
-        if inst.integrated is None:
+        integrated, max_ts = inst.integrated, inst.max_ts
+        if integrated is None or max_ts is None:  # the instrument's first event
             width = inst.series[0].width_ns
-            self._start(inst, ts - ts % width)
-            inst.max_ts = ts
+            integrated = ts - ts % width
+            self._start(inst, integrated)
+            max_ts = inst.max_ts = ts
         if position <= inst.replayed_until:
-            if ts < inst.integrated:  # counted in a bar that was final before the restart: only rebuild the book
+            if ts < integrated:  # counted in a bar that was final before the restart: only rebuild the book
                 inst.book.apply(event)
                 return True
             on_time = True
         else:
-            on_time = ts >= inst.max_ts - self.lateness_ns
-        closed = self._advance(inst, ts) if ts > inst.integrated else False
+            on_time = ts >= max_ts - self.lateness_ns
+        closed = self._advance(inst, ts) if ts > integrated else False
         acc = inst.series[0].acc
+        assert acc is not None  # the smallest interval always has an open bar once started
         acc.events += 1
         if inst.book.apply(event):
             acc.updates += 1
         if position > inst.version:
             inst.version = position
-        if ts > inst.max_ts:
-            inst.max_ts = ts
+        if ts > max_ts:
+            max_ts = inst.max_ts = ts
             closed = True
         if closed:
-            self._finalize(inst, inst.max_ts - self.lateness_ns, position)
+            self._finalize(inst, max_ts - self.lateness_ns, position)
         return on_time
 
     def close_idle(self, now_ns: int, idle_ns: int, max_carry_ns: int = DEFAULT_MAX_CARRY_NS) -> None:
@@ -407,18 +423,18 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
         """
         for key, target in list(self._idle(now_ns, idle_ns)):
             inst = self._instruments[key]
-            if inst.integrated is None:
+            integrated, max_ts = inst.integrated, inst.max_ts
+            if integrated is None or max_ts is None:
                 continue
-            carry_until = (inst.last_event_ts or inst.integrated) + max_carry_ns
+            carry_until = (inst.last_event_ts or integrated) + max_carry_ns
             if target > carry_until and inst.book.verified:
-                if carry_until > inst.integrated:
+                if carry_until > integrated:
                     self._advance(inst, carry_until)
                 inst.book.invalidate()  # stale: the next snapshot verifies it again
-            if target > inst.integrated:
+            if inst.integrated is not None and target > inst.integrated:
                 self._advance(inst, target)
-            if target + self.lateness_ns > inst.max_ts:
-                inst.max_ts = target + self.lateness_ns
-            self._finalize(inst, inst.max_ts - self.lateness_ns, inst.version)
+            max_ts = inst.max_ts = max(max_ts, target + self.lateness_ns)
+            self._finalize(inst, max_ts - self.lateness_ns, inst.version)
 
     def flush(self) -> None:
         """End of a finite input: finalize every open bar.
@@ -427,7 +443,7 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
         unverified: the last bars are incomplete and their `last` is None. The books are invalidated.
         """
         for inst in self._instruments.values():
-            if inst.integrated is None:
+            if inst.integrated is None or inst.max_ts is None:
                 continue
             inst.book.invalidate()
             target = max(s.acc.start + s.width_ns for s in inst.series if s.acc is not None)
@@ -493,8 +509,8 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
         values, verified = book.values, book.verified
         base = inst.series[0]
         width = base.width_ns
-        acc: _Acc = base.acc
-        clock: int = inst.integrated
+        acc, clock = base.acc, inst.integrated
+        assert acc is not None and clock is not None  # called on started instruments only
         end = acc.start + width
         if t < end:
             acc.span(t - clock, values, verified)
@@ -568,8 +584,9 @@ def _row(inst: _Instrument, interval: str, acc: _Acc, version: int) -> ObiBar:
     for i in range(_N):
         covered = acc.covered[i]
         stats += (acc.integral[i] / covered if covered else None, acc.last[i], acc.mins[i], acc.maxs[i])
-    return ObiBar(inst.venue, inst.instrument, interval, acc.start, *stats, acc.verified_ns, acc.incomplete,
-                  acc.updates, True, version)  # fmt: skip
+    return ObiBar(inst.venue, inst.instrument, interval, acc.start, **dict(zip(stat_fields(), stats, strict=True)),
+                  verified_ns=acc.verified_ns, incomplete=acc.incomplete, updates=acc.updates, final=True,
+                  version=version)  # fmt: skip
 
 
 def stat_fields() -> Sequence[str]:

@@ -35,17 +35,65 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from tapeline.domain.events import TradeGap
+from tapeline.domain.events import Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.columns import TradeColumns
 
-_Row = TypeVar("_Row")  # a window's row: Bar, FootprintBar, ... (venue, instrument, interval, start_ns, version)
+
+class _Keyed(Protocol):
+    """A row of a window: Bar, FootprintBar, ObiBar, LiquidationBar."""
+
+    @property
+    def venue(self) -> str: ...
+    @property
+    def instrument(self) -> str: ...
+    @property
+    def interval(self) -> str: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+
+
+class _Timed(Protocol):
+    """An event windows take: it names its venue-instrument and carries its venue time."""
+
+    @property
+    def venue(self) -> str: ...
+    @property
+    def instrument(self) -> str: ...
+    @property
+    def ts_ns(self) -> int: ...
+
+
+Ev = TypeVar("Ev", contravariant=True)
+
+
+class Window(Protocol[Ev]):
+    """What an open window accumulates its events into (the bar, footprint or liquidation accumulators)."""
+
+    incomplete: bool
+
+    def add(self, event: Ev) -> None: ...
+
+
+class ColumnWindow(Window[Trade], Protocol):
+    """A window that also takes a run of trades in bulk, with the result `add` one by one gives, to the bit."""
+
+    def add_many(self, columns: TradeColumns, idx: slice | np.ndarray) -> None: ...
+
+
+_Row = TypeVar("_Row", bound=_Keyed)
 E = TypeVar("E")  # the events an aggregator takes
 R = TypeVar("R")  # what its drain returns
+TE = TypeVar("TE", bound=_Timed)  # the events a windowed aggregator takes
+A = TypeVar("A", bound=Window[Any])  # its window accumulator
+W = TypeVar("W")  # what a series keeps per window
+CA = TypeVar("CA", bound=ColumnWindow)  # a columnar aggregator's
 InstKey = tuple[str, str]  # (venue, instrument)
 MAX_GAPS = 64  # trade gaps remembered per instrument, for windows that open after the gap was reported
 
@@ -103,16 +151,16 @@ class FlowAggregator(ABC, Generic[E, R]):
 
 
 @dataclass(eq=False)  # identity hash: series are kept in a dirty set
-class Series:
+class Series(Generic[W]):
     """The windows of one (venue, instrument, interval)."""
 
     venue: str
     instrument: str
     interval: str
     width_ns: int
-    open_bars: dict[int, Any] = field(default_factory=dict)  # start -> accumulator
+    open_bars: dict[int, W] = field(default_factory=dict)  # start -> accumulator
     changed: set[int] = field(default_factory=set)  # starts that took events since the last drain (if tracked)
-    closed: dict[int, Any] = field(default_factory=dict)  # final windows within the correction horizon
+    closed: dict[int, W] = field(default_factory=dict)  # final windows within the correction horizon
     closed_until_ns: int | None = None  # end of the last final window
     version: int = -1  # position of the last event applied
     # cheap gates for the per-event clock advance: end of the oldest open window, and of the oldest kept one
@@ -128,8 +176,12 @@ class Series:
             self.closed_until_ns = end if self.closed_until_ns is None else max(self.closed_until_ns, end)
 
 
-class WindowedAggregator(FlowAggregator[E, R]):
-    SERIES: ClassVar[type[Series]] = Series
+SeriesT = TypeVar("SeriesT", bound=Series[Any])  # an aggregator's series (bars add the CVD to them)
+
+
+class WindowedAggregator(FlowAggregator[TE, R], Generic[TE, R, A, SeriesT]):
+    """Windows of events (TE) accumulated into A, per series SeriesT; drains give R."""
+
     TRACK_CHANGED: ClassVar[bool] = False  # record which open windows changed (drains that emit only those)
 
     def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
@@ -137,33 +189,29 @@ class WindowedAggregator(FlowAggregator[E, R]):
         self.intervals = [(name, INTERVAL_NS[name]) for name in intervals]
         self.horizon_ns = correction_horizon_ns
         self.corrections: Counter[str] = Counter()  # late events applied to final windows, per interval
-        self._by_instrument: dict[InstKey, list[Series]] = {}
-        self._dirty: set[Series] = set()
+        self._by_instrument: dict[InstKey, list[SeriesT]] = {}
+        self._dirty: set[SeriesT] = set()
         self._gaps: dict[InstKey, list[tuple[int, int]]] = {}  # recent trade gaps (from, to) per instrument
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
     @abstractmethod
-    def _open(self, series: Series, event: Any) -> Any:
+    def _new_series(self, venue: str, instrument: str, interval: str, width_ns: int) -> SeriesT:
+        """An empty series of this aggregator's kind."""
+
+    @abstractmethod
+    def _open(self, series: SeriesT, event: TE) -> A:
         """A new accumulator for a window, holding its first event."""
 
     @abstractmethod
-    def _finalize(self, series: Series, start: int, acc: Any, version: int) -> None:
+    def _finalize(self, series: SeriesT, start: int, acc: A, version: int) -> None:
         """A window became final (popped from the open ones already)."""
 
-    def _emit_final_again(self, series: Series, start: int, acc: Any, version: int) -> None:
+    def _emit_final_again(self, series: SeriesT, start: int, acc: A, version: int) -> None:
         """A kept final window changed other than by a trade (a gap flagged it): emit it again at `version`."""
         self._finalize(series, start, acc, version)
 
-    def _add_many(self, series: Series, acc: Any, columns: TradeColumns, idx: slice | np.ndarray) -> None:
-        """Apply the trades `columns[idx]` (arrival order, all of this window) to `acc`.
-
-        Default: one by one; a subclass with a bulk form must give the same result to the bit.
-        """
-        for i in np.arange(len(columns))[idx].tolist():
-            acc.add(columns.trade(i))
-
-    def _correct(self, series: Series, start: int, acc: Any, event: Any, created: bool, version: int) -> None:
+    def _correct(self, series: SeriesT, start: int, acc: A, event: TE, created: bool, version: int) -> None:
         """A late `event` was applied to the final window `acc` (`created`: the window had no event before).
 
         Default: emit the window again, final, at the new version.
@@ -172,7 +220,7 @@ class WindowedAggregator(FlowAggregator[E, R]):
 
     # -- the windowing ---------------------------------------------------------------------------------
 
-    def add(self, event: Any, position: int, now_ns: int = 0) -> list[str]:
+    def add(self, event: TE, position: int, now_ns: int = 0) -> list[str]:
         """Apply one event at its monotone source `position`; returns the intervals it was too late for,
         past the correction horizon (late events within it correct their final window and are counted in
         `corrections`).
@@ -198,24 +246,25 @@ class WindowedAggregator(FlowAggregator[E, R]):
                 if not self.horizon_ns or start + width <= watermark - self.horizon_ns:
                     late.append(series.interval)  # final, and too old to correct
                     continue
-                acc = series.closed.get(start)
-                created = acc is None
-                if created:  # a window that had no events becomes a final one
+                kept = series.closed.get(start)
+                created = kept is None
+                if kept is None:  # a window that had no events becomes a final one
                     acc = self._new_window(series, start, event)
                     series.closed = dict(sorted({**series.closed, start: acc}.items()))
                     series.first_closed_end = next(iter(series.closed)) + width
                 else:
+                    acc = kept
                     acc.add(event)
                 series.version = position
                 self.corrections[series.interval] += 1
                 self._correct(series, start, acc, event, created, position)
                 self._dirty.add(series)
                 continue
-            acc = series.open_bars.get(start)
-            if acc is None:
+            window = series.open_bars.get(start)
+            if window is None:
                 self._open_window(series, start, event)
             else:
-                acc.add(event)
+                window.add(event)
             if track_changed:
                 series.changed.add(start)
             series.version = position
@@ -223,6 +272,153 @@ class WindowedAggregator(FlowAggregator[E, R]):
         if clock.advance(ts):
             self._advance(series_list, ts - self.lateness_ns, position)
         return late
+
+    def add_gap(self, gap: TradeGap, position: int) -> None:
+        """Flag the windows overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
+        self.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
+        for series in self._series_for((gap.venue, gap.instrument)):
+            if position <= series.version:
+                continue  # applied before a restart
+            width = series.width_ns
+            for start, acc in series.closed.items():
+                if not acc.incomplete and _overlaps(start, width, gap.from_ns, gap.to_ns):
+                    acc.incomplete = True
+                    self._emit_final_again(series, start, acc, position)
+            for start, acc in series.open_bars.items():
+                if _overlaps(start, width, gap.from_ns, gap.to_ns):
+                    acc.incomplete = True
+                    if self.TRACK_CHANGED:
+                        series.changed.add(start)
+            series.version = position
+            self._dirty.add(series)
+
+    def remember_gap(self, venue: str, instrument: str, from_ns: int, to_ns: int) -> None:
+        """A gap that windows opening later must be flagged for (also how a restore brings gaps back)."""
+        spans = self._gaps.setdefault((venue, instrument), [])
+        if (from_ns, to_ns) not in spans:
+            spans.append((from_ns, to_ns))
+            del spans[:-MAX_GAPS]
+
+    def _open_window(self, series: SeriesT, start: int, event: TE) -> A:
+        """A new open window holding `event`, its first."""
+        acc = series.open_bars[start] = self._new_window(series, start, event)
+        if start + series.width_ns < series.first_open_end:
+            series.first_open_end = start + series.width_ns
+        return acc
+
+    def _new_window(self, series: SeriesT, start: int, event: TE) -> A:
+        acc = self._open(series, event)
+        spans = self._gaps.get((series.venue, series.instrument))
+        if spans:
+            acc.incomplete = any(_overlaps(start, series.width_ns, from_ns, to_ns) for from_ns, to_ns in spans)
+        return acc
+
+    def close_idle(self, now_ns: int, idle_ns: int) -> None:
+        """Finalize the windows idle instruments' clocks have passed (see `_idle`)."""
+        for inst_key, watermark in self._idle(now_ns, idle_ns):
+            series_list = self._by_instrument[inst_key]
+            version = max(s.version for s in series_list)
+            for series in series_list:
+                self._close_series(series, watermark, version)
+
+    def flush(self) -> None:
+        """Finalize every open window (end of a finite input)."""
+        for series in self._all_series():
+            if series.open_bars:
+                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
+
+    def _series_for(self, inst_key: InstKey) -> list[SeriesT]:
+        series_list = self._by_instrument.get(inst_key)
+        if series_list is None:
+            series_list = self._by_instrument[inst_key] = [
+                self._new_series(*inst_key, name, width) for name, width in self.intervals
+            ]
+            self._clocks[inst_key] = EventClock()
+        return series_list
+
+    def _series_named(self, inst_key: InstKey, interval: str) -> SeriesT | None:
+        """The series of a configured interval (None for an interval this aggregator does not keep)."""
+        if all(name != interval for name, _ in self.intervals):
+            return None
+        return next(s for s in self._series_for(inst_key) if s.interval == interval)
+
+    def _all_series(self) -> Iterator[SeriesT]:
+        for series_list in self._by_instrument.values():
+            yield from series_list
+
+    def _advance(self, series_list: list[SeriesT], watermark: int, version: int,
+                 version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
+        """The instrument's clock moved to `watermark`: close the windows it passed (`_close_series`) and forget
+        kept final ones past the horizon."""
+        cutoff = watermark - self.horizon_ns
+        for series in series_list:
+            if series.first_open_end <= watermark:
+                self._close_series(series, watermark, version, version_at)
+            if series.first_closed_end <= cutoff:
+                self._forget(series, cutoff)
+
+    def _close_series(self, series: SeriesT, watermark: int, version: int,
+                      version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
+        """Finalize the open windows that end at or before `watermark`, at `version` (or `version_at(end)`)."""
+        if not series.open_bars:
+            return
+        width = series.width_ns
+        for start in sorted(s for s in series.open_bars if s + width <= watermark):
+            acc = series.open_bars.pop(start)
+            series.closed_until_ns = start + width
+            self._finalize(series, start, acc, version if version_at is None else version_at(start + width))
+            if self.horizon_ns:
+                if not series.closed:
+                    series.first_closed_end = start + width
+                series.closed[start] = acc
+        series.first_open_end = min(series.open_bars) + width if series.open_bars else math.inf
+
+    def _forget(self, series: SeriesT, cutoff: int) -> None:
+        """Drop final windows that end at or before `cutoff`: past the horizon, they take no corrections.
+
+        `closed` is in start order, so this looks at its oldest entries only.
+        """
+        closed, width = series.closed, series.width_ns
+        while closed:
+            oldest = next(iter(closed))
+            if oldest + width > cutoff:
+                series.first_closed_end = oldest + width
+                return
+            del closed[oldest]
+        series.first_closed_end = math.inf
+
+    def _restore_window(self, venue: str, instrument: str, interval: str, start: int, final: bool, version: int,
+                        newest_ts: int, window: Callable[[], A] | None) -> SeriesT | None:  # fmt: skip
+        """One persisted row back in place: its series' version and final windows (`Series.restored`), the window
+        itself if it can still change (open, or final within the correction horizon; `window()` rebuilds it), and
+        the instrument's clock (`newest_ts`: the newest event time the row says it includes). None: an interval
+        this aggregator does not keep. Every restore ends with `_settle_restored`."""
+        series = self._series_named((venue, instrument), interval)
+        if series is None:
+            return None
+        series.restored(start, final, version)
+        if window is not None and (not final or self.horizon_ns):
+            (series.closed if final else series.open_bars)[start] = window()
+        clock = self._clocks[(venue, instrument)]
+        clock.max_ts = newest_ts if clock.max_ts is None else max(clock.max_ts, newest_ts)
+        return series
+
+    def _settle_restored(self) -> None:
+        """End of a subclass's restore: `closed` in start order and within the horizon of the restored clock,
+        and the gates of `add` set from the restored windows."""
+        for inst_key, series_list in self._by_instrument.items():
+            max_ts = self._clocks[inst_key].max_ts
+            for series in series_list:
+                series.closed = dict(sorted(series.closed.items()))
+                series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf
+                series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
+                if max_ts is not None:
+                    self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
+
+
+class ColumnarAggregator(WindowedAggregator[Trade, R, CA, SeriesT]):
+    """Windows of trades that also take a run of them as numpy columns (`add_columns`), window by window, with
+    the same result, to the bit, as `add` for each trade in order (the bar and footprint aggregators)."""
 
     def add_columns(self, columns: TradeColumns, now_ns: int = 0) -> list[tuple[int, str]]:
         """`add` for each trade of `columns` in order, done in bulk; returns (index, interval) of the trades too
@@ -260,7 +456,7 @@ class WindowedAggregator(FlowAggregator[E, R]):
             begin = i + 1
         return too_late
 
-    def _add_run(self, inst_key: InstKey, series_list: list[Series], columns: TradeColumns, begin: int,
+    def _add_run(self, inst_key: InstKey, series_list: list[SeriesT], columns: TradeColumns, begin: int,
                  end: int, now_ns: int) -> None:  # fmt: skip
         """Trades [begin, end) of `columns`, none of them late: each window takes its trades at once, then the
         clock advances and windows close with the version `add` would have given them."""
@@ -285,7 +481,7 @@ class WindowedAggregator(FlowAggregator[E, R]):
 
         self._advance(series_list, int(after[-1]), 0, version_at)
 
-    def _add_windows(self, series: Series, columns: TradeColumns, offset: int, ts: np.ndarray) -> None:
+    def _add_windows(self, series: SeriesT, columns: TradeColumns, offset: int, ts: np.ndarray) -> None:
         """Trades offset.. of `columns` (times `ts`) into their windows of `series`, window by window, windows in
         order of their first trade (as `add` opens them), each window's trades in arrival order."""
         width = series.width_ns
@@ -305,156 +501,14 @@ class WindowedAggregator(FlowAggregator[E, R]):
             idx: slice | np.ndarray = slice(offset + a, offset + b) if order is None else order[a:b] + offset
             acc = series.open_bars.get(start)
             opened = acc is None
-            if opened:  # its first trade opens it, as in `add`
+            if acc is None:  # its first trade opens it, as in `add`
                 first = offset + a if order is None else int(order[a]) + offset
                 acc = self._open_window(series, start, columns.trade(first))
-                idx = idx[1:] if order is not None else slice(first + 1, offset + b)
+                idx = order[a + 1 : b] + offset if order is not None else slice(first + 1, offset + b)
             if not opened or b - a > 1:
-                self._add_many(series, acc, columns, idx)
+                acc.add_many(columns, idx)
             if self.TRACK_CHANGED:
                 series.changed.add(start)
-
-    def add_gap(self, gap: TradeGap, position: int) -> None:
-        """Flag the windows overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
-        self.remember_gap(gap.venue, gap.instrument, gap.from_ns, gap.to_ns)
-        for series in self._series_for((gap.venue, gap.instrument)):
-            if position <= series.version:
-                continue  # applied before a restart
-            width = series.width_ns
-            for start, acc in series.closed.items():
-                if not acc.incomplete and _overlaps(start, width, gap.from_ns, gap.to_ns):
-                    acc.incomplete = True
-                    self._emit_final_again(series, start, acc, position)
-            for start, acc in series.open_bars.items():
-                if _overlaps(start, width, gap.from_ns, gap.to_ns):
-                    acc.incomplete = True
-                    if self.TRACK_CHANGED:
-                        series.changed.add(start)
-            series.version = position
-            self._dirty.add(series)
-
-    def remember_gap(self, venue: str, instrument: str, from_ns: int, to_ns: int) -> None:
-        """A gap that windows opening later must be flagged for (also how a restore brings gaps back)."""
-        spans = self._gaps.setdefault((venue, instrument), [])
-        if (from_ns, to_ns) not in spans:
-            spans.append((from_ns, to_ns))
-            del spans[:-MAX_GAPS]
-
-    def _open_window(self, series: Series, start: int, event: Any) -> Any:
-        """A new open window holding `event`, its first."""
-        acc = series.open_bars[start] = self._new_window(series, start, event)
-        if start + series.width_ns < series.first_open_end:
-            series.first_open_end = start + series.width_ns
-        return acc
-
-    def _new_window(self, series: Series, start: int, event: Any) -> Any:
-        acc = self._open(series, event)
-        spans = self._gaps.get((series.venue, series.instrument))
-        if spans:
-            acc.incomplete = any(_overlaps(start, series.width_ns, from_ns, to_ns) for from_ns, to_ns in spans)
-        return acc
-
-    def close_idle(self, now_ns: int, idle_ns: int) -> None:
-        """Finalize the windows idle instruments' clocks have passed (see `_idle`)."""
-        for inst_key, watermark in self._idle(now_ns, idle_ns):
-            series_list = self._by_instrument[inst_key]
-            version = max(s.version for s in series_list)
-            for series in series_list:
-                self._close_series(series, watermark, version)
-
-    def flush(self) -> None:
-        """Finalize every open window (end of a finite input)."""
-        for series in self._all_series():
-            if series.open_bars:
-                self._close_series(series, max(series.open_bars) + series.width_ns, series.version)
-
-    def _series_for(self, inst_key: InstKey) -> list[Series]:
-        series_list = self._by_instrument.get(inst_key)
-        if series_list is None:
-            series_list = self._by_instrument[inst_key] = [
-                self.SERIES(*inst_key, name, width) for name, width in self.intervals
-            ]
-            self._clocks[inst_key] = EventClock()
-        return series_list
-
-    def _series_named(self, inst_key: InstKey, interval: str) -> Series | None:
-        """The series of a configured interval (None for an interval this aggregator does not keep)."""
-        if all(name != interval for name, _ in self.intervals):
-            return None
-        return next(s for s in self._series_for(inst_key) if s.interval == interval)
-
-    def _all_series(self) -> Iterator[Series]:
-        for series_list in self._by_instrument.values():
-            yield from series_list
-
-    def _advance(self, series_list: list[Series], watermark: int, version: int,
-                 version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
-        """The instrument's clock moved to `watermark`: close the windows it passed (`_close_series`) and forget
-        kept final ones past the horizon."""
-        cutoff = watermark - self.horizon_ns
-        for series in series_list:
-            if series.first_open_end <= watermark:
-                self._close_series(series, watermark, version, version_at)
-            if series.first_closed_end <= cutoff:
-                self._forget(series, cutoff)
-
-    def _close_series(self, series: Series, watermark: int, version: int,
-                      version_at: Callable[[int], int] | None = None) -> None:  # fmt: skip
-        """Finalize the open windows that end at or before `watermark`, at `version` (or `version_at(end)`)."""
-        if not series.open_bars:
-            return
-        width = series.width_ns
-        for start in sorted(s for s in series.open_bars if s + width <= watermark):
-            acc = series.open_bars.pop(start)
-            series.closed_until_ns = start + width
-            self._finalize(series, start, acc, version if version_at is None else version_at(start + width))
-            if self.horizon_ns:
-                if not series.closed:
-                    series.first_closed_end = start + width
-                series.closed[start] = acc
-        series.first_open_end = min(series.open_bars) + width if series.open_bars else math.inf
-
-    def _forget(self, series: Series, cutoff: int) -> None:
-        """Drop final windows that end at or before `cutoff`: past the horizon, they take no corrections.
-
-        `closed` is in start order, so this looks at its oldest entries only.
-        """
-        closed, width = series.closed, series.width_ns
-        while closed:
-            oldest = next(iter(closed))
-            if oldest + width > cutoff:
-                series.first_closed_end = oldest + width
-                return
-            del closed[oldest]
-        series.first_closed_end = math.inf
-
-    def _restore_window(self, venue: str, instrument: str, interval: str, start: int, final: bool, version: int,
-                        newest_ts: int, window: Callable[[], Any] | None) -> Series | None:  # fmt: skip
-        """One persisted row back in place: its series' version and final windows (`Series.restored`), the window
-        itself if it can still change (open, or final within the correction horizon; `window()` rebuilds it), and
-        the instrument's clock (`newest_ts`: the newest event time the row says it includes). None: an interval
-        this aggregator does not keep. Every restore ends with `_settle_restored`."""
-        series = self._series_named((venue, instrument), interval)
-        if series is None:
-            return None
-        series.restored(start, final, version)
-        if window is not None and (not final or self.horizon_ns):
-            (series.closed if final else series.open_bars)[start] = window()
-        clock = self._clocks[(venue, instrument)]
-        clock.max_ts = newest_ts if clock.max_ts is None else max(clock.max_ts, newest_ts)
-        return series
-
-    def _settle_restored(self) -> None:
-        """End of a subclass's restore: `closed` in start order and within the horizon of the restored clock,
-        and the gates of `add` set from the restored windows."""
-        for inst_key, series_list in self._by_instrument.items():
-            max_ts = self._clocks[inst_key].max_ts
-            for series in series_list:
-                series.closed = dict(sorted(series.closed.items()))
-                series.first_open_end = min(series.open_bars) + series.width_ns if series.open_bars else math.inf
-                series.first_closed_end = next(iter(series.closed)) + series.width_ns if series.closed else math.inf
-                if max_ts is not None:
-                    self._forget(series, max_ts - self.lateness_ns - self.horizon_ns)
 
 
 def _overlaps(start: int, width: int, from_ns: int, to_ns: int) -> bool:

@@ -34,7 +34,7 @@ SeriesKey = tuple[str, str, str]  # (venue, instrument, interval)
 
 
 class Pivot(NamedTuple):
-    index: int  # position in the series, for max_distance
+    position: int  # in the series, for max_distance
     start_ns: int
     price: float  # high for a pivot high, low for a pivot low
     cvd: float
@@ -124,7 +124,7 @@ class DivergenceDetector:
         return signals
 
     def _compare(self, prev: Pivot | None, now: Pivot, confirming: Bar, *, is_high: bool) -> Signal | None:
-        if prev is None or now.index - prev.index > self.max_distance:
+        if prev is None or now.position - prev.position > self.max_distance:
             return None
         higher_price, lower_price = now.price > prev.price, now.price < prev.price
         higher_cvd, lower_cvd = now.cvd > prev.cvd, now.cvd < prev.cvd

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tapeline.venues.base import VenueSession
 
@@ -39,12 +40,13 @@ _CAPTURE_HINTS = {
 }
 
 
-def session_class(venue: str) -> type[VenueSession]:
+def session_class(venue: str) -> type[VenueSession[Any]]:
     try:
         module, name = SESSIONS[venue].split(":")
     except KeyError:
         raise ValueError(f"unknown venue {venue!r}; supported: {', '.join(SESSIONS)}") from None
-    return getattr(importlib.import_module(module), name)
+    cls: type[VenueSession[Any]] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def make_session(
@@ -53,7 +55,7 @@ def make_session(
     channels: Sequence[str] | None = None,
     ws_base_url: str | None = None,
     rest_base_url: str | None = None,
-) -> VenueSession:
+) -> VenueSession[Any]:
     cls = session_class(venue)
     if channels is None:
         channels = cls.DEFAULT_CHANNELS or cls.CHANNELS

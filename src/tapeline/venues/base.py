@@ -21,12 +21,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import msgspec
 
 from tapeline.domain.book import L2Book, Level
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookGap, BookUpdate, Instrument
+from tapeline.domain.events import BookGap, BookUpdate, Event, Instrument
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,31 @@ class WsEndpoint:
 
 @dataclass
 class Output:
-    events: list[msgspec.Struct] = field(default_factory=list)
+    """What one message or answer gave: events, REST requests, or, when neither, why it was set aside.
+
+    `ignored` is a fixed phrase (it labels a metric, so it names no symbol or number): "control frame",
+    "buffered until its snapshot", ... A message that gives nothing and says no reason is a bug, and
+    `VenueSession.on_ws` turns it into a dead letter: nothing is dropped silently.
+    """
+
+    events: list[Event] = field(default_factory=list)
     requests: list[RestRequest] = field(default_factory=list)
+    ignored: str = ""
 
     def extend(self, other: Output) -> Output:
         self.events.extend(other.events)
         self.requests.extend(other.requests)
+        self.ignored = self.ignored or other.ignored
         return self
+
+    def __bool__(self) -> bool:
+        """Did it give anything (events or requests)?"""
+        return bool(self.events or self.requests)
+
+    @classmethod
+    def of(cls, events: list[Event], reason_if_none: str = "no rows in the message") -> Output:
+        """The events of a message whose rows may all be set aside, with the reason when they were."""
+        return cls(events, [], "" if events else reason_if_none)
 
 
 class VenueBook:
@@ -112,8 +131,11 @@ class VenueBook:
         return self.gap(f"connection {url} closed", recv_ts_ns, recv_ts_ns)
 
 
-class VenueSession(ABC):
-    """One venue's protocol state: instruments, books and their sequencing, ticker merging."""
+B = TypeVar("B", bound=VenueBook)  # a venue's book
+
+
+class VenueSession(ABC, Generic[B]):
+    """One venue's protocol state: instruments, books (B) and their sequencing, ticker merging."""
 
     VENUE: str
     WS_BASE_URL: str
@@ -137,7 +159,7 @@ class VenueSession(ABC):
         self.ws_base_url = (ws_base_url or self.WS_BASE_URL).rstrip("/")
         self.rest_base_url = (rest_base_url or self.REST_BASE_URL).rstrip("/")
         self.instruments: dict[str, Instrument] = {}  # by venue symbol
-        self.books: dict[str, VenueBook] = {}  # by the venue's book key (symbol, or topic)
+        self.books: dict[str, B] = {}  # by the venue's book key (symbol, or topic)
         self._canonical: dict[str, str] = {}  # symbol -> canonical instrument id (metadata wins once loaded)
         self._setup()
 
@@ -145,7 +167,7 @@ class VenueSession(ABC):
         """A symbol as the venue spells it (e.g. upper case)."""
         return symbol
 
-    def _setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract one
+    def _setup(self) -> None:
         """The venue's own state; ValueError for settings the venue cannot serve (the constructor stays one)."""
 
     def instrument(self, symbol: str) -> str:
@@ -172,30 +194,36 @@ class VenueSession(ABC):
         """Requests to make before streaming (instrument metadata); also used on periodic refresh."""
         return Output()
 
-    def on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
+    def on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
         """One websocket message -> events. Raises BadMessage with the reason, and nothing else."""
         try:
-            return self._on_ws(payload, recv_ts_ns, url)
+            out = self._on_ws(payload, recv_ts_ns, url)
         except BadMessage:
             raise
         except Exception as exc:  # outside input: whatever a decoder or handler raised is this message's fault
             raise rejection(self.VENUE, "websocket message", exc) from exc
+        if out.events or out.requests or out.ignored:
+            return out
+        raise BadMessage(f"{self.VENUE}: the message gave no event and no reason to ignore it", unexpected=True)
 
-    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+    def on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         """The answer to a request this session asked for (or a recorded one in a capture). Raises BadMessage only."""
         try:
-            return self._on_rest(request, body, recv_ts_ns)
+            out = self._on_rest(request, body, recv_ts_ns)
         except BadMessage:
             raise
         except Exception as exc:
             raise rejection(self.VENUE, f"answer to {request.key}", exc) from exc
+        if out.events or out.requests or out.ignored:
+            return out
+        raise BadMessage(f"{self.VENUE}: the answer to {request.key} gave nothing and no reason", unexpected=True)
 
     @abstractmethod
-    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         """One websocket message -> events; raise BadMessage with the reason when it cannot be used."""
 
-    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
-        return Output()
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
+        raise BadMessage(f"{self.VENUE}: no REST request of this session is called {request.key!r}")
 
     def poll(self) -> Output:
         """Requests for data the venue serves only over REST, made every POLL_INTERVAL_S."""

@@ -494,12 +494,12 @@ def test_acks_and_pongs_are_empty() -> None:
     assert lines
     for line in lines:
         for session in (BybitLinearSession([], []), BybitSpotSession([], [])):
-            assert session.on_ws(line.raw, line.recv_ts_ns, line.conn) == Output()
+            assert session.on_ws(line.raw, line.recv_ts_ns, line.conn) == Output(ignored="control frame")
     # pong shapes from the v5 docs: linear/inverse echo op "ping"; spot answers op "pong"
     linear_pong = '{"success":true,"ret_msg":"pong","conn_id":"0970e817","req_id":"","op":"ping"}'
     spot_pong = '{"op":"pong","args":["1675418560633"],"conn_id":"cfcb4ocsvfriu23r3er0-1b"}'
-    assert BybitLinearSession([], []).on_ws(linear_pong, 1) == Output()
-    assert BybitSpotSession([], []).on_ws(spot_pong.encode(), 1) == Output()
+    assert BybitLinearSession([], []).on_ws(linear_pong, 1) == Output(ignored="control frame")
+    assert BybitSpotSession([], []).on_ws(spot_pong.encode(), 1) == Output(ignored="control frame")
 
 
 def real_delta() -> tuple[str, dict, str]:

@@ -59,6 +59,7 @@ class BinanceBook(VenueBook):
             self._bridge(ev, recv_ts_ns, out)
         elif self.state == PENDING:
             self.buffer.append((ev, recv_ts_ns))
+            out.ignored = "buffered until its snapshot"
         else:  # IDLE: the first event after start or a disconnect
             self._ask_snapshot(ev, recv_ts_ns, out)
 
@@ -81,7 +82,8 @@ class BinanceBook(VenueBook):
     def _bridge(self, ev: DepthUpdate, recv_ts_ns: int, out: Output) -> None:
         lid = self.snap_id
         if (ev.u < lid) if self.futures else (ev.u <= lid):
-            self.dropped += 1  # already in the snapshot
+            self.dropped += 1
+            out.ignored = "already in the snapshot"
             return
         # Not stale, so u reaches lastUpdateId (+1 on spot); if U does too, this event bridges the snapshot.
         if ev.U <= (lid if self.futures else lid + 1):  # noqa: SIM300 - ruff takes the venue's `U` for a constant
@@ -102,7 +104,8 @@ class BinanceBook(VenueBook):
 
     def on_snapshot(self, snap: DepthSnapshot, recv_ts_ns: int, out: Output) -> None:
         if self.state == LIVE:
-            return  # an answer to an older request; the book is verified already
+            out.ignored = "snapshot of a book that is live already"  # an answer to an older request
+            return
         try:
             self.levels.snapshot(snap.bids, snap.asks, snap.lastUpdateId, f"{self.venue}: {self.symbol} depth")
         except BadMessage:
@@ -119,6 +122,8 @@ class BinanceBook(VenueBook):
         self.buffer.clear()
         for ev, ts in buffered:
             self.on_event(ev, ts, out)
+        if not out:
+            out.ignored = "snapshot waits for the event that bridges it"
 
     def failed(self) -> None:
         """The snapshot request failed: forget the buffer; the next event asks again."""

@@ -90,7 +90,7 @@ def usdm_stream_urls(base_url: str, symbols: list[str], channels: list[str]) -> 
 
 def spot_stream_urls(base_url: str, symbols: list[str], channels: list[str]) -> list[str]:
     """Spot combined-stream URLs `<base>/stream?streams=...`, in batches of MAX_STREAMS_PER_CONNECTION."""
-    streams = []
+    streams: list[str] = []
     for channel in channels:
         if channel not in SPOT_CHANNEL_STREAM:
             raise ValueError(f"unknown Binance spot channel {channel!r}; known: {sorted(SPOT_CHANNEL_STREAM)}")
@@ -99,10 +99,12 @@ def spot_stream_urls(base_url: str, symbols: list[str], channels: list[str]) -> 
 
 
 def trade_id(wire: AggTrade | RawTrade) -> str:
-    return str(wire.t) if type(wire) is RawTrade else (str(wire.a) if wire.a is not None else f"{wire.f}-{wire.l}")
+    if isinstance(wire, RawTrade):
+        return str(wire.t)
+    return str(wire.a) if wire.a is not None else f"{wire.f}-{wire.l}"  # some recorded vectors lack `a`
 
 
-class BinanceSession(VenueSession):
+class BinanceSession(VenueSession[BinanceBook]):
     """What both Binance sessions do alike: trades, diff-depth books, endpoints, disconnects, replay URLs.
 
     A subclass sets the class attributes and handles its other events in `_other` / `_rest_other`.
@@ -118,7 +120,6 @@ class BinanceSession(VenueSession):
     MAX_BUFFER = 10_000  # depth events kept per symbol while a snapshot is pending
     _envelope: ClassVar[msgspec.json.Decoder[Any]]  # {"stream", "data": WIRE_TYPE}, strict=False
     _bare: ClassVar[msgspec.json.Decoder[Any]]  # WIRE_TYPE, strict=False
-    books: dict[str, BinanceBook]  # type: ignore[assignment]  # by symbol
 
     def _symbol(self, symbol: str) -> str:
         return symbol.upper()
@@ -184,7 +185,7 @@ class BinanceSession(VenueSession):
 
     # -- websocket ------------------------------------------------------------------------------------
 
-    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         try:  # the combined-stream envelope first: live connections always use it
             data = self._envelope.decode(payload).data
         except msgspec.DecodeError:
@@ -206,7 +207,7 @@ class BinanceSession(VenueSession):
                         s,
                         self._canonical.get(s) or self.instrument(s),
                         data.T * MS,
-                        recv_ts_ns,  # type: ignore[arg-type]  # captures without one give None
+                        recv_ts_ns,
                         p,
                         q,
                         notional(p, q),
@@ -218,22 +219,22 @@ class BinanceSession(VenueSession):
             )
         return self._dispatch(data, recv_ts_ns, url)
 
-    def _dispatch(self, data: object, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _dispatch(self, data: object, recv_ts_ns: int, url: str | None) -> Output:
         if type(data) is DepthUpdate:
             book = self.books.get(data.s) or self.book(data.s)
             if url is not None:
                 book.url = url
             out = Output([], [])
-            book.on_event(data, recv_ts_ns, out)  # type: ignore[arg-type]
+            book.on_event(data, recv_ts_ns, out)
             return out
-        return self._other(data, recv_ts_ns)  # type: ignore[arg-type]
+        return self._other(data, recv_ts_ns)
 
-    def _slow_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _slow_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         """What the fast decoders refused: control frames, venue errors, unusual layouts, or the reason."""
         msg = decode_any(payload, self.VENUE)
         if isinstance(msg, dict):
             if "result" in msg and "id" in msg:
-                return Output()  # subscription ack
+                return Output(ignored="subscription ack")
             if "error" in msg:
                 raise BadMessage(f"{self.VENUE}: venue error: {msg['error']}")
             data = msg.get("data", msg)
@@ -249,7 +250,7 @@ class BinanceSession(VenueSession):
             raise BadMessage(f"{self.VENUE}: unsupported or malformed event: {exc}") from None
         return self._dispatch(wire, recv_ts_ns, url)
 
-    def _trade_from_text(self, data: dict[str, Any], recv_ts_ns: int | None) -> Trade:
+    def _trade_from_text(self, data: dict[str, Any], recv_ts_ns: int) -> Trade:
         """A trade the fast path refused, or BadMessage saying exactly what is wrong with it."""
         try:
             wire = msgspec.convert(data, TradeText)
@@ -267,7 +268,7 @@ class BinanceSession(VenueSession):
                      recv_ts_ns if recv_ts_ns is not None else typed.E * MS, price, qty, notional(price, qty),
                      "sell" if typed.m else "buy", trade_id(typed))  # fmt: skip
 
-    def _recorded_snapshot(self, msg: dict[str, Any], data: dict[str, Any], recv_ts_ns: int | None) -> Output:
+    def _recorded_snapshot(self, msg: dict[str, Any], data: dict[str, Any], recv_ts_ns: int) -> Output:
         """A depth snapshot recorded without its request URL (hftbacktest; tardis' `<s>@depthSnapshot`).
 
         The symbol comes from the stream name when there is one, else it must be the session's only symbol.
@@ -288,7 +289,7 @@ class BinanceSession(VenueSession):
 
     # -- REST and connections -------------------------------------------------------------------------
 
-    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         kind, _, symbol = request.key.partition(":")
         if kind == "depth":
             out = Output()
@@ -297,7 +298,7 @@ class BinanceSession(VenueSession):
             return out
         if kind == "instruments":
             self._load_instruments(request, body)
-            return Output()
+            return Output(ignored="instrument metadata")
         return self._rest_other(kind, request, body, recv_ts_ns)
 
     def on_rest_error(self, request: RestRequest, reason: str, recv_ts_ns: int) -> Output:
@@ -369,7 +370,7 @@ class BinanceUsdmSession(BinanceSession):
         if type(data) is ForceOrder:
             return Output([self._liquidation(data, recv_ts_ns)], [])
         if type(data) is list:
-            return Output([self._ticker(m, recv_ts_ns) for m in data], [])
+            return Output([self._ticker(m, recv_ts_ns) for m in data], [], "" if data else "empty markPrice array")
         return super()._other(data, recv_ts_ns)
 
     def _ticker(self, m: MarkPriceUpdate, recv_ts_ns: int) -> DerivTicker:

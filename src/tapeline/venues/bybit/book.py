@@ -23,7 +23,7 @@ class BybitBook(VenueBook):
         super().__init__(venue, symbol, instrument, url)
         self.topic = topic
 
-    def on_delta(self, data: OrderbookData, ts_ns: int, recv_ts_ns: int) -> BookUpdate | BookGap | None:
+    def on_delta(self, data: OrderbookData, ts_ns: int, recv_ts_ns: int) -> BookUpdate | BookGap:
         """Apply a delta to a verified book: its BookUpdate, or the BookGap of a break in `u`."""
         levels = self.levels
         last = levels.last_seq

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import msgspec
 
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookUpdate, DerivTicker, Instrument, Liquidation, Trade
+from tapeline.domain.events import BookUpdate, DerivTicker, Event, Instrument, Liquidation, Trade
 from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
 from tapeline.venues.bybit.book import BybitBook
 from tapeline.venues.bybit.instruments import (
@@ -56,7 +56,7 @@ _TOPIC_KEY = '"topic":"'
 _TOPIC_KEY_B = b'"topic":"'
 _CONTROL_OPS = frozenset(("subscribe", "unsubscribe", "ping", "pong"))
 
-Handler = Callable[[bytes | str, int | None, str | None], Output]
+Handler = Callable[[bytes | str, int, str | None], Output]
 # ticker fields merged into _TickerState: (venue field, attribute, bounds)
 _TICKER_NUMBERS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("fundingRate", "funding", {}),
@@ -83,7 +83,7 @@ class _TickerState:
         self.oi_usd_single: float | None = None
 
 
-class BybitSession(VenueSession):
+class BybitSession(VenueSession[BybitBook]):
     """Shared Bybit v5 implementation; use BybitLinearSession or BybitSpotSession.
 
     Extra API beyond VenueSession:
@@ -98,7 +98,6 @@ class BybitSession(VenueSession):
     REST_BASE_URL = REST_BASE_URL
     ID_RULE: Callable[[str], str]  # a symbol's canonical id before metadata says it
     METADATA: Callable[[InstrumentInfo], Instrument | None]  # an instruments row; None: out of scope
-    books: dict[str, BybitBook]  # type: ignore[assignment]  # by topic
 
     def _setup(self) -> None:
         depths = [c for c in self.channels if c.startswith("orderbook.")]
@@ -157,7 +156,7 @@ class BybitSession(VenueSession):
         return _frames("unsubscribe", topics) + _frames("subscribe", topics)
 
     # ---- instruments
-    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         if not request.key.startswith("instruments"):
             raise BadMessage(f"{self.VENUE}: no handler for REST request {request.key!r}")
         try:
@@ -181,13 +180,14 @@ class BybitSession(VenueSession):
         if cursor:  # linear pages at 1000 instruments
             base = request.url.split("&cursor=", 1)[0]
             out.requests.append(RestRequest(key=request.key, url=f"{base}&cursor={quote(cursor, safe='')}"))
+        out.ignored = "instrument metadata"
         return out
 
     def _derive_instrument(self, symbol: str) -> str:
         return type(self).ID_RULE(symbol)
 
     # ---- websocket
-    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         # Route on the topic prefix without a full parse; every channel then has its own typed decoder.
         if isinstance(payload, str):
             start = payload.find(_TOPIC_KEY)
@@ -211,7 +211,7 @@ class BybitSession(VenueSession):
         except msgspec.DecodeError as exc:
             raise BadMessage(f"{self.VENUE}: invalid JSON in a {channel} message: {exc}") from None
 
-    def _on_control(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_control(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         try:
             msg = control_decoder.decode(payload)
         except msgspec.DecodeError as exc:
@@ -224,16 +224,16 @@ class BybitSession(VenueSession):
         if msg.op in _CONTROL_OPS:
             if msg.success is False:
                 raise BadMessage(f"{self.VENUE}: {msg.op} rejected by the venue: {msg.ret_msg!r}")
-            return Output()
+            return Output(ignored="control frame")
         raise BadMessage(f"{self.VENUE}: message has neither a topic nor a known op")
 
-    def _on_trades(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_trades(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = trades_decoder.decode(payload)
         symbol = msg.topic[12:]  # "publicTrade."
         instrument = self._canonical.get(symbol) or self.instrument(symbol)
         venue = self.VENUE
         recv = recv_ts_ns if recv_ts_ns is not None else msg.ts * MS
-        events = []
+        events: list[Event] = []
         append = events.append
         for t in msg.data:
             if t.s != symbol:
@@ -242,9 +242,9 @@ class BybitSession(VenueSession):
             qty = t.v
             append(Trade(venue, symbol, instrument, t.T * MS, recv, price, qty, notional(price, qty),
                          "buy" if t.S == "Buy" else "sell", t.i))  # fmt: skip
-        return Output(events)
+        return Output.of(events)
 
-    def _on_orderbook(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_orderbook(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = orderbook_decoder.decode(payload)
         topic = msg.topic
         data = msg.data
@@ -265,17 +265,17 @@ class BybitSession(VenueSession):
             if not book.levels.verified:
                 if book.levels.last_seq == -1 and topic not in self.pending_resubscribe:
                     self.pending_resubscribe[topic] = book.url  # deltas but never a snapshot: ask for one
-                return Output()
+                return Output(ignored="delta for a book awaiting its snapshot")
             event = book.on_delta(data, ts, recv)
             if type(event) is not BookUpdate:
                 self.pending_resubscribe[topic] = book.url
             return Output([event])
         update = book.on_snapshot(data, ts, recv)  # raises (book untouched) on a crossed snapshot
         self.pending_resubscribe.pop(topic, None)  # the snapshot is what the resubscription was for
-        return Output([update] if update is not None else [])
+        return Output.of([update] if update is not None else [], "unchanged repeat of the snapshot")
 
     @abstractmethod
-    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         """A tickers message: linear and spot tickers differ in shape."""
 
     def on_disconnect(self, url: str, recv_ts_ns: int) -> Output:
@@ -302,19 +302,19 @@ class BybitLinearSession(BybitSession):
         self._handlers["allLiquidation"] = self._on_all_liquidation
         self._handlers["liquidation"] = self._on_legacy_liquidation  # deprecated; older captures have it
 
-    def _on_all_liquidation(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_all_liquidation(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = all_liquidation_decoder.decode(payload)
         symbol = msg.topic[15:]  # "allLiquidation."
         instrument = self.instrument(symbol)
         recv = recv_ts_ns if recv_ts_ns is not None else msg.ts * MS
-        events = []
+        events: list[Event] = []
         for liq in msg.data:
             if liq.s != symbol:
                 raise BadMessage(f"{self.VENUE}: liquidation of {liq.s!r} on topic {msg.topic!r}")
             events.append(_liquidation(symbol, instrument, liq.T * MS, recv, liq.S, liq.p, liq.v))
-        return Output(events)
+        return Output.of(events)
 
-    def _on_legacy_liquidation(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_legacy_liquidation(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = legacy_liquidation_decoder.decode(payload)
         liq = msg.data
         if msg.topic[12:] != liq.symbol:  # "liquidation."
@@ -323,7 +323,7 @@ class BybitLinearSession(BybitSession):
         recv = recv_ts_ns if recv_ts_ns is not None else msg.ts * MS
         return Output([_liquidation(liq.symbol, instrument, liq.updatedTime * MS, recv, liq.side, liq.price, liq.size)])
 
-    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = linear_ticker_decoder.decode(payload)
         d = msg.data
         symbol = d.symbol
@@ -345,7 +345,7 @@ class BybitLinearSession(BybitSession):
                 setattr(state, attr, number(text, field, where, **bounds))
                 changed = True
         if not changed:
-            return Output()
+            return Output(ignored="ticker without derivatives fields")
         ts = msg.ts * MS
         return Output(
             [
@@ -378,11 +378,11 @@ class BybitSpotSession(BybitSession):
     ID_RULE = staticmethod(spot_instrument)
     METADATA = staticmethod(spot_metadata)
 
-    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _on_ticker(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         msg = spot_ticker_decoder.decode(payload)
         if msg.topic[8:] != msg.data.symbol:
             raise BadMessage(f"{self.VENUE}: ticker of {msg.data.symbol!r} on topic {msg.topic!r}")
-        return Output()
+        return Output(ignored="spot ticker (no derivatives fields)")
 
 
 def _frames(op: str, topics: Sequence[str]) -> list[str]:

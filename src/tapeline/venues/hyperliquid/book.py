@@ -21,7 +21,7 @@ class HyperliquidBook(VenueBook):
 
     __slots__ = ()
 
-    def on_push(self, wire: WsBook, recv_ts_ns: int | None, rest: bool) -> BookUpdate | BookGap | None:
+    def on_push(self, wire: WsBook, recv_ts_ns: int, rest: bool) -> BookUpdate | BookGap | None:
         """A push (or a REST answer, `rest`): the new snapshot, the gap of a time going backwards, or None for
         a REST answer older than the pushed book (stale, not a broken feed). A crossed push raises, book intact."""
         t = wire.time

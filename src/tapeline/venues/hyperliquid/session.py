@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookUpdate, DerivTicker, Trade
+from tapeline.domain.events import BookUpdate, DerivTicker, Event, Trade
 from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
 from tapeline.venues.common import MS, decode, notional
 from tapeline.venues.hyperliquid.book import HyperliquidBook
@@ -68,22 +68,20 @@ SIDES = {"B": "buy", "A": "sell"}  # the aggressor: B = the taker bought, A = th
 CONTROL_CHANNELS = frozenset({"subscriptionResponse", "pong"})
 _encode = msgspec.json.Encoder().encode
 
-Handler = Callable[[bytes | str, int | None, str | None], Output]
+Handler = Callable[[bytes | str, int, str | None], Output]
 
 
 def subscribe_frame(channel: str, coin: str) -> str:
     return _encode({"method": "subscribe", "subscription": {"type": channel, "coin": coin}}).decode()
 
 
-class HyperliquidSession(VenueSession):
+class HyperliquidSession(VenueSession[HyperliquidBook]):
     """Hyperliquid perps: trades, l2Book (full snapshots) and activeAssetCtx, on one websocket URL."""
 
     VENUE = VENUE
     WS_BASE_URL = WS_BASE_URL
     REST_BASE_URL = REST_BASE_URL
     CHANNELS = ("trades", "l2Book", "activeAssetCtx")
-
-    books: dict[str, HyperliquidBook]  # type: ignore[assignment]  # by coin
 
     def _derive_instrument(self, symbol: str) -> str:
         return instrument_id(symbol)
@@ -170,14 +168,15 @@ class HyperliquidSession(VenueSession):
             return self.l2_book_request(info.coin)
         return None
 
-    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int | None) -> Output:
+    def _on_rest(self, request: RestRequest, body: bytes | str, recv_ts_ns: int) -> Output:
         key = request.key
         if key == "info":  # a recorded call whose body was not kept: tell it by its shape
-            key = "instruments" if ("universe" if isinstance(body, str) else b"universe") in body else "l2Book:"
+            universe = "universe" in body if isinstance(body, str) else b"universe" in body
+            key = "instruments" if universe else "l2Book:"
         if key == "instruments":
             for instrument in parse_meta(body):
                 self._learn(instrument)
-            return Output()  # metadata, not an event stream
+            return Output(ignored="instrument metadata")
         if key.startswith("l2Book:"):
             wire = decode(book_data_decoder, body, VENUE, "l2Book answer")
             coin = key.partition(":")[2]
@@ -188,13 +187,13 @@ class HyperliquidSession(VenueSession):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    def _on_ws(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None = None) -> Output:
+    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
         fast = self._fast.get(payload[:20])
         if fast is not None:
             return fast(payload, recv_ts_ns, url)
         return self._slow(payload, recv_ts_ns, url)
 
-    def _slow(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _slow(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         try:
             env = envelope_decoder.decode(payload)
         except msgspec.ValidationError as exc:
@@ -207,7 +206,7 @@ class HyperliquidSession(VenueSession):
             raise BadMessage(f"{VENUE}: invalid JSON: {exc}") from None
         channel = env.channel
         if channel in CONTROL_CHANNELS:
-            return Output()
+            return Output(ignored="control frame")
         # Not written the venue's usual way (e.g. spaced, or keys reordered): decode the whole message
         # again, so that errors name the same paths as on the fast path.
         if channel == "trades":
@@ -220,13 +219,13 @@ class HyperliquidSession(VenueSession):
             raise BadMessage(f"hyperliquid: venue error: {bytes(env.data).decode(errors='replace')}")
         raise BadMessage(f"hyperliquid: unknown channel {channel!r}; known: {list(self.CHANNELS)}")
 
-    def _fast_trades(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _fast_trades(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         return self._trades(decode(trades_decoder, payload, VENUE, "trades message").data, recv_ts_ns)
 
-    def _fast_book(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _fast_book(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         return self._book(decode(book_decoder, payload, VENUE, "l2Book message").data, recv_ts_ns, url)
 
-    def _fast_ctx(self, payload: bytes | str, recv_ts_ns: int | None, url: str | None) -> Output:
+    def _fast_ctx(self, payload: bytes | str, recv_ts_ns: int, url: str | None) -> Output:
         try:
             msg = ctx_decoder.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -235,8 +234,8 @@ class HyperliquidSession(VenueSession):
             return self._slow(payload, recv_ts_ns, url)  # another channel, or bad: the slow path says which
         return self._ctx(msg.data, recv_ts_ns)
 
-    def _trades(self, wires: list[WsTrade], recv_ts_ns: int | None) -> Output:
-        events = []
+    def _trades(self, wires: list[WsTrade], recv_ts_ns: int) -> Output:
+        events: list[Event] = []
         last_time, last_tids = self._trade_time, self._trade_tids
         for w in wires:
             coin, t, tid = w.coin, w.time, w.tid
@@ -265,20 +264,22 @@ class HyperliquidSession(VenueSession):
                     trade_id=str(tid),
                 )
             )
-        return Output(events)
+        return Output.of(
+            events, "trades replayed after subscribing, emitted already" if wires else "no rows in the message"
+        )
 
-    def _book(self, wire: WsBook, recv_ts_ns: int | None, url: str | None, rest: bool = False) -> Output:
+    def _book(self, wire: WsBook, recv_ts_ns: int, url: str | None, rest: bool = False) -> Output:
         book = self.books.get(wire.coin)
         if book is None:
             book = self.books[wire.coin] = HyperliquidBook(VENUE, wire.coin, instrument_id(wire.coin))
         event = book.on_push(wire, recv_ts_ns, rest)
         if event is None:
-            return Output()
+            return Output(ignored="REST book older than the pushed one")
         if not rest and type(event) is BookUpdate:
             book.url = url  # the connection that fed it last
         return Output([event])
 
-    def _ctx(self, wire: WsActiveAssetCtx, recv_ts_ns: int | None) -> Output:
+    def _ctx(self, wire: WsActiveAssetCtx, recv_ts_ns: int) -> Output:
         if not recv_ts_ns:
             raise BadMessage("hyperliquid: activeAssetCtx carries no time, and no receive time was given")
         ctx = wire.ctx

@@ -113,7 +113,7 @@ class OkxBook(VenueBook):
         self.ts_ns = data.ts * MS
         levels.verified = True
 
-    def update(self, data: BookData, where: Where) -> tuple[list[tuple[float, float]] | None,
+    def apply_update(self, data: BookData, where: Where) -> tuple[list[tuple[float, float]] | None,
                                                              list[tuple[float, float]] | None]:  # fmt: skip
         """Apply an update's levels; returns them in base units (None while the contract value is unknown)."""
         mult, inverse, levels = self.mult, self.inverse, self.levels

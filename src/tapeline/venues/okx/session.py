@@ -26,12 +26,13 @@ Decisions (documented here because callers depend on them):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, Trade
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Event, Liquidation, Trade
 from tapeline.venues.base import Output, RestRequest, VenueSession, WsEndpoint
 from tapeline.venues.common import INF, MS, decode, notional, number, optional_number
 from tapeline.venues.okx.book import OkxBook
@@ -70,7 +71,18 @@ _ARG_PREFIX = b'{"arg":{"channel":"'
 _ARG_PREFIX_LEN = len(_ARG_PREFIX)
 
 
-class OkxSession(VenueSession):
+@dataclass
+class _Ticker:
+    """What an instrument's ticker channels said last: every DerivTicker carries all of it."""
+
+    funding: float | None = None
+    next_funding: int | None = None
+    mark: float | None = None
+    oi_base: float | None = None
+    oi_usd: float | None = None
+
+
+class OkxSession(VenueSession[OkxBook]):
     """OKX v5 public market data for SPOT, SWAP and FUTURES instIds (e.g. BTC-USDT, BTC-USDT-SWAP, BTC-USD-220527).
 
     Public API beyond VenueSession: `resubscribe_frames()` (frames to send after a book break),
@@ -100,9 +112,9 @@ class OkxSession(VenueSession):
         self._symbol_set = frozenset(self.symbols)
         self._contracts: dict[str, tuple[str, float, bool]] = {}  # instId -> (canonical, mult, inverse)
         self._answered: set[str] = set()  # instTypes whose instruments answer arrived
-        self._pending: dict[str, list[tuple[msgspec.Struct, int]]] = {}  # instId -> [(wire row, recv_ts_ns)]
+        self._pending: dict[str, list[tuple[TradeData | LiqData, int]]] = {}  # instId -> [(wire row, recv_ts_ns)]
         self._pending_count = 0
-        self._tickers: dict[str, list] = {}  # instId -> [rate, next_ts, mark, oi_base, oi_usd]
+        self._tickers: dict[str, _Ticker] = {}  # merged funding-rate, mark-price and open-interest per instId
         self._resubscribe: dict[str, dict[str, Arg]] = {}  # ws url -> {instId: arg}
         self.checksums_verified = 0
         self.seq_checked = 0
@@ -211,7 +223,7 @@ class OkxSession(VenueSession):
 
     def _release(self, recv_ts_ns: int) -> Output:
         """Emit what waited for a contract value that is known now."""
-        events: list[msgspec.Struct] = []
+        events: list[Event] = []
         for book in self.books.values():
             contract = self._contracts.get(book.symbol)
             if book.mult is None and contract is not None:
@@ -227,7 +239,7 @@ class OkxSession(VenueSession):
                     events.append(self._trade(row, recv))
                 else:
                     events.extend(self._liquidations(row, recv))
-        return Output(events)
+        return Output.of(events, "instrument metadata")
 
     def _contract(self, inst_id: str) -> tuple[str, float, bool] | None:
         """(canonical, units per contract, inverse); None while unknown; BadMessage when it cannot be known."""
@@ -245,7 +257,7 @@ class OkxSession(VenueSession):
             raise BadMessage(f"okx: contract value unknown for {inst_id}: not in the {kind} instruments answer")
         return None
 
-    def _hold(self, inst_id: str, row: msgspec.Struct, recv_ts_ns: int) -> None:
+    def _hold(self, inst_id: str, row: TradeData | LiqData, recv_ts_ns: int) -> None:
         if self._pending_count >= MAX_PENDING:
             raise BadMessage(f"okx: contract value unknown for {inst_id} (no instruments answer yet); buffer full")
         self._pending.setdefault(inst_id, []).append((row, recv_ts_ns))
@@ -253,16 +265,15 @@ class OkxSession(VenueSession):
 
     # -- websocket -----------------------------------------------------------------------------------
 
-    def _on_ws(self, payload: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
-        if type(payload) is str:
-            payload = payload.encode()
+    def _on_ws(self, message: bytes | str, recv_ts_ns: int, url: str | None = None) -> Output:
+        payload = message.encode() if isinstance(message, str) else message
         if payload.startswith(_ARG_PREFIX):  # the venue's key order: route on the channel name, decode once
             end = payload.find(b'"', _ARG_PREFIX_LEN)
             handler = self._handlers.get(payload[_ARG_PREFIX_LEN:end])
             if handler is not None:
                 return handler(payload, recv_ts_ns, url)
         if payload == b"pong":
-            return Output()
+            return Output(ignored="control frame")
         try:
             probe = probe_decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -271,7 +282,7 @@ class OkxSession(VenueSession):
             if probe.event == "error":
                 raise BadMessage(f"okx: error event code {probe.code}: {probe.msg}")
             if probe.event in ("subscribe", "unsubscribe", "login", "notice", "channel-conn-count"):
-                return Output()
+                return Output(ignored="control frame")
             raise BadMessage(f"okx: unknown event {probe.event!r}")
         if probe.arg is None:
             raise BadMessage(f"okx: message without arg or event: {payload[:80]!r}")
@@ -284,14 +295,14 @@ class OkxSession(VenueSession):
 
     def _on_trades(self, payload: bytes, recv_ts_ns: int, url: str | None) -> Output:
         msg = decode(trades_decoder, payload, VENUE, "trades message")
-        events = []
+        events: list[Event] = []
         for row in msg.data:
             if self._contract(row.instId) is None:
                 _check_trade(row)  # held rows are valid, so releasing them cannot fail
                 self._hold(row.instId, row, recv_ts_ns)
             else:
                 events.append(self._trade(row, recv_ts_ns))
-        return Output(events)
+        return Output.of(events, "held until the contract value is known" if msg.data else "no rows in the message")
 
     def _trade(self, row: TradeData, recv_ts_ns: int) -> Trade:
         canonical, mult, inverse = self._contracts[row.instId]
@@ -318,7 +329,7 @@ class OkxSession(VenueSession):
         if url is not None:
             book.url = url
         action = msg.action
-        events: list[msgspec.Struct] = []
+        events: list[Event] = []
         for data in msg.data:
             if action == "snapshot":
                 self._snapshot(book, data, recv_ts_ns, events)
@@ -329,9 +340,17 @@ class OkxSession(VenueSession):
                     self.dropped_unsynced += 1
             else:
                 raise BadMessage(f"okx: {arg.channel} {inst_id}: unknown action {action!r}")
-        return Output(events)
+        if events:
+            return Output(events)
+        if not msg.data:
+            return Output(ignored="no rows in the message")
+        if not book.verified:
+            return Output(ignored="update for a book awaiting its snapshot")
+        return Output(
+            ignored="book kept until the contract value is known" if book.mult is None else "keep-alive update"
+        )
 
-    def _snapshot(self, book: OkxBook, data: BookData, recv_ts_ns: int, events: list) -> None:
+    def _snapshot(self, book: OkxBook, data: BookData, recv_ts_ns: int, events: list[Event]) -> None:
         where = f"{book.channel} {book.symbol} snapshot ts {data.ts}"
         try:
             book.load(data, where)
@@ -347,7 +366,7 @@ class OkxSession(VenueSession):
             bids, asks = book.base_levels()
             events.append(self._book_update(book, True, bids, asks, book.levels.last_seq, -1, recv_ts_ns))
 
-    def _update(self, book: OkxBook, data: BookData, recv_ts_ns: int, events: list) -> None:
+    def _update(self, book: OkxBook, data: BookData, recv_ts_ns: int, events: list[Event]) -> None:
         seq = data.seqId
         if seq is not None and book.levels.last_seq >= 0:
             if data.prevSeqId != book.levels.last_seq:
@@ -355,7 +374,7 @@ class OkxSession(VenueSession):
                 events.append(self._gap(book, reason, seq, data.ts * MS, recv_ts_ns))
                 return
             self.seq_checked += 1
-        bids, asks = book.update(data, (book.channel, book.symbol, data.ts))
+        bids, asks = book.apply_update(data, (book.channel, book.symbol, data.ts))
         checksum = data.checksum
         if checksum:
             if book.checksum() != checksum & 0xFFFFFFFF:
@@ -366,12 +385,14 @@ class OkxSession(VenueSession):
         if seq is not None:
             book.levels.last_seq = seq
         book.ts_ns = ts_ns = data.ts * MS
-        if bids or asks:  # None: contract value unknown; empty: a keep-alive
+        if bids is not None and asks is not None and (bids or asks):  # None: contract unknown; empty: keep-alive
             prev_seq = prev if data.prevSeqId is None else data.prevSeqId
             events.append(BookUpdate(VENUE, book.symbol, book.instrument, ts_ns, recv_ts_ns, False, bids, asks,
                                      book.levels.last_seq, book.levels.last_seq, prev_seq))  # fmt: skip
 
-    def _book_update(self, book, is_snapshot, bids, asks, seq, prev_seq, recv_ts_ns) -> BookUpdate:
+    def _book_update(self, book: OkxBook, is_snapshot: bool, bids: list[tuple[float, float]],
+                     asks: list[tuple[float, float]], seq: int, prev_seq: int,
+                     recv_ts_ns: int) -> BookUpdate:  # fmt: skip
         return BookUpdate(VENUE, book.symbol, book.instrument, book.ts_ns, recv_ts_ns, is_snapshot, bids, asks,
                           seq, seq, prev_seq)  # fmt: skip
 
@@ -390,17 +411,20 @@ class OkxSession(VenueSession):
 
     def _on_liquidations(self, payload: bytes, recv_ts_ns: int, url: str | None) -> Output:
         msg = decode(liquidations_decoder, payload, VENUE, "liquidation-orders message")
-        events: list[msgspec.Struct] = []
+        events: list[Event] = []
+        skipped = "no rows in the message"
         for row in msg.data:
             if self._symbol_set and row.instId not in self._symbol_set:  # a per-instType firehose
+                skipped = "liquidation of an instrument the session does not follow"
                 continue
             if self._contract(row.instId) is None:
                 for d in row.details:
                     _liquidation_sides(row.instId, d)  # held rows are valid, so releasing them cannot fail
                 self._hold(row.instId, row, recv_ts_ns)
+                skipped = "held until the contract value is known"
             else:
                 events.extend(self._liquidations(row, recv_ts_ns))
-        return Output(events)
+        return Output.of(events, skipped)
 
     def _liquidations(self, row: LiqData, recv_ts_ns: int) -> list[Liquidation]:
         canonical, mult, inverse = self._contracts[row.instId]
@@ -418,18 +442,19 @@ class OkxSession(VenueSession):
     def _on_ticker(self, payload: bytes, recv_ts_ns: int, url: str | None) -> Output:
         msg = decode(ticker_decoder, payload, VENUE, "ticker message")
         channel = msg.arg.channel
-        events = []
+        events: list[Event] = []
         for row in msg.data:
             inst_id = row.instId or msg.arg.instId
             canonical = okx_instrument(inst_id)
             where = f"{VENUE}: {channel} {inst_id}"
-            state = self._tickers.setdefault(inst_id, [None] * 5)
+            state = self._tickers.get(inst_id) or self._tickers.setdefault(inst_id, _Ticker())
             if channel == "funding-rate":
-                state[0] = optional_number(row.fundingRate, "fundingRate", where) if row.fundingRate else state[0]
+                if row.fundingRate:
+                    state.funding = optional_number(row.fundingRate, "fundingRate", where)
                 when = optional_number(row.fundingTime, "fundingTime", where)
-                state[1] = int(when) * MS if when else state[1]
+                state.next_funding = int(when) * MS if when else state.next_funding
             elif channel == "mark-price":
-                state[2] = number(row.markPx, "markPx", where, above=0)
+                state.mark = number(row.markPx, "markPx", where, above=0)
             else:
                 oi = optional_number(row.oi, "oi", where, at_least=0)
                 oi_ccy = optional_number(row.oiCcy, "oiCcy", where, at_least=0)
@@ -439,8 +464,8 @@ class OkxSession(VenueSession):
                     oi_ccy = oi * contract[1]  # linear: contracts x base per contract
                 if oi_usd is None and oi is not None and contract is not None and contract[2]:
                     oi_usd = oi * contract[1]  # inverse: contracts x USD per contract
-                state[3] = oi_ccy if oi_ccy is not None else state[3]
-                state[4] = oi_usd if oi_usd is not None else state[4]
+                state.oi_base = oi_ccy if oi_ccy is not None else state.oi_base
+                state.oi_usd = oi_usd if oi_usd is not None else state.oi_usd
             ts = optional_number(row.ts, "ts", where)
             events.append(
                 DerivTicker(
@@ -449,14 +474,14 @@ class OkxSession(VenueSession):
                     instrument=canonical,
                     ts_ns=int(ts) * MS if ts else recv_ts_ns,
                     recv_ts_ns=recv_ts_ns,
-                    funding_rate=state[0],
-                    next_funding_ts_ns=state[1],
-                    mark_price=state[2],
-                    open_interest_base=state[3],
-                    open_interest_usd=state[4],
+                    funding_rate=state.funding,
+                    next_funding_ts_ns=state.next_funding,
+                    mark_price=state.mark,
+                    open_interest_base=state.oi_base,
+                    open_interest_usd=state.oi_usd,
                 )
             )
-        return Output(events)
+        return Output.of(events)
 
 
 def _check_trade(row: TradeData) -> None:
