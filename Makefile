@@ -24,9 +24,14 @@ demo: setup ## Run the whole pipeline on embedded defaults: broker, simulator, c
 test: setup ## Run the test suite (starts the local Kafka broker when needed)
 	$(PY) -m pytest -q -ra
 
-lint: setup ## Ruff lint and format check
+lint: setup ## Ruff lint and format check, mypy (strict), the layer contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+fuzz: setup ## Property-based fuzzing of every venue session on mutated real captures (TAPELINE_FUZZ_EXAMPLES, default 60000)
+	TAPELINE_FUZZ_PROFILE=fuzz TAPELINE_FUZZ_REPORT=$(or $(FUZZ_REPORT),.run/fuzz-report.txt) $(PY) -m pytest -q -s -p no:cacheprovider tests/unit/venues/test_fuzz.py
 
 bench: setup ## Benchmarks: parse, encode+produce, simulator -> ClickHouse throughput (writes docs/benchmarks.md)
 	$(PY) -m tools.bench
@@ -50,4 +55,4 @@ clean: ## Remove run state (.run: broker data, embedded ClickHouse); keeps .venv
 	-$(PYTHON) tools/kafka_local.py stop
 	rm -rf .run
 
-.PHONY: help setup demo test lint bench kafka-up kafka-down kafka-status migrate proto clean
+.PHONY: help setup demo test lint fuzz bench kafka-up kafka-down kafka-status migrate proto clean

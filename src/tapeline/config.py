@@ -22,6 +22,7 @@ def _split_csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+KafkaValue = str | int | float | bool  # a plain librdkafka setting (callbacks such as on_delivery are added by callers)
 
 
 class KafkaSettings(BaseModel):
@@ -31,9 +32,9 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
-    def librdkafka(self, **extra: object) -> dict[str, object]:
+    def librdkafka(self, **extra: KafkaValue) -> dict[str, KafkaValue]:
         """The dotted keys confluent-kafka (librdkafka) expects."""
-        conf: dict[str, object] = {
+        conf: dict[str, KafkaValue] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
@@ -149,7 +150,7 @@ class ProcessorSettings(BaseModel):
     def _known_intervals(cls, value: list[str]) -> list[str]:
         unknown = [i for i in value if i not in INTERVAL_NS]
         if unknown:
-            raise ValueError(f"unknown intervals {unknown}; known: {sorted(INTERVAL_NS, key=INTERVAL_NS.get)}")
+            raise ValueError(f"unknown intervals {unknown}; known: {sorted(INTERVAL_NS, key=INTERVAL_NS.__getitem__)}")
         return value
 
 

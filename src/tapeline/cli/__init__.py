@@ -6,8 +6,9 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -15,7 +16,8 @@ from rich.progress import Progress
 
 from tapeline.cli.query import query
 from tapeline.config import Settings
-from tapeline.domain.events import Trade
+from tapeline.domain.aggregates import FootprintLevel
+from tapeline.domain.events import Event, Trade
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
@@ -135,7 +137,7 @@ def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
     level_rows, bar_rows = aggregator.drain()
-    by_bar: dict[tuple[str, str, str, int, int], list] = {}
+    by_bar: dict[tuple[str, str, str, int, int], list[FootprintLevel]] = {}
     for level in level_rows:
         key = (level.venue, level.instrument, level.interval, level.start_ns, level.version)
         by_bar.setdefault(key, []).append(level)
@@ -224,7 +226,7 @@ def record(venue: str, symbols: str, channels: str | None, out_path: Path, durat
     writer = CaptureWriter(out_path, f"tapeline-record:{venue}")
     counts: Counter[str] = Counter()
 
-    def count(events: list) -> None:
+    def count(events: Sequence[Event]) -> None:
         counts.update(type(e).__name__ for e in events)
 
     def reject(raw: bytes | str, reason: str, context: str) -> None:
@@ -279,9 +281,9 @@ def import_binance(market: str, kind: str, symbol: str, dry_run: bool, files: tu
     click.echo(f"published {publisher.published} trades to {settings.topics.trades}")
 
 
-def _sessions(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> dict[Path, VenueSession]:
+def _sessions(captures: tuple[Path, ...], venue: str | None, symbols: str = "") -> dict[Path, VenueSession[Any]]:
     """One session per venue, shared by that venue's files."""
-    by_venue: dict[str, VenueSession] = {}
+    by_venue: dict[str, VenueSession[Any]] = {}
     sessions = {}
     for path in captures:
         name = venue or _capture_venue(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -36,7 +36,7 @@ class RegisteredSchema:
     schema_id: int
     name: str  # full name, e.g. tapeline.v1.Trade
     version: int
-    parsed: dict
+    parsed: dict[str, Any]  # a record schema
 
 
 class SchemaRegistry:
@@ -49,6 +49,8 @@ class SchemaRegistry:
         for entry in manifest["schemas"]:
             raw = json.loads((directory / entry["file"]).read_text())
             parsed = fastavro.parse_schema(raw)
+            if not isinstance(parsed, dict):  # fastavro also parses primitive and union schemas
+                raise SchemaError(f"{directory / entry['file']} is not a record schema")
             name = parsed["name"]
             version = int(entry["file"].rsplit(".v", 1)[1].split(".")[0])
             reg = RegisteredSchema(entry["id"], name, version, parsed)
@@ -82,14 +84,14 @@ class AvroCodec:
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         self.registry = registry or default_registry()
         # Compiled writers for the newest version of each record (fastavro for anything they don't cover).
-        self._writers = {}
+        self._writers: dict[str, Callable[[Any], bytes]] = {}
         for name, versions in self.registry.versions.items():
             newest = versions[-1]
             writer = compile_writer(newest.parsed, _HEADER.pack(MAGIC, newest.schema_id))
             if writer is not None:
                 self._writers[name] = writer
 
-    def encode(self, record: dict, name: str, version: int | None = None) -> bytes:
+    def encode(self, record: dict[str, Any], name: str, version: int | None = None) -> bytes:
         reg = self.registry.latest(name) if version is None else self.registry.version(name, version)
         buf = io.BytesIO()
         buf.write(_HEADER.pack(MAGIC, reg.schema_id))
@@ -114,33 +116,32 @@ class AvroCodec:
         except KeyError:
             raise SchemaError(f"unknown schema id {schema_id}") from None
 
-    def decode(self, frame: bytes) -> dict:
+    def decode(self, frame: bytes) -> dict[str, Any]:
         """Decode into the newest version of the writer's record (missing fields get their defaults)."""
         writer = self.schema_of(frame)
         reader = self.registry.latest(writer.name)
-        body = io.BytesIO(memoryview(frame)[_HEADER.size :])
         if reader.schema_id == writer.schema_id:
-            return fastavro.schemaless_reader(body, writer.parsed, None)
-        return fastavro.schemaless_reader(body, writer.parsed, reader.parsed)
+            return _read_record(frame, writer.parsed, None)
+        return _read_record(frame, writer.parsed, reader.parsed)
 
-    def decode_many(self, frames: Iterable[bytes]) -> list[dict]:
+    def decode_many(self, frames: Iterable[bytes]) -> list[dict[str, Any]]:
         return [self.decode(f) for f in frames]
 
     def decode_trades(self, frame: bytes) -> list[Trade] | list[TradeGap]:
         """The events of a trades-topic message: a single Trade, a TradeBatch (any version), or a TradeGap."""
         decoded = self.decode_trade_columns(frame)
-        if type(decoded) is TradeGap:
+        if isinstance(decoded, TradeGap):
             return [decoded]
         return list(map(Trade, *decoded.values()))
 
-    def decode_trade_columns(self, frame: bytes) -> dict[str, list] | TradeGap:
+    def decode_trade_columns(self, frame: bytes) -> dict[str, list[Any]] | TradeGap:
         """A trades-topic message: its trades column by column (Trade's fields, in order, each a list), or a gap."""
         writer = self.schema_of(frame)
         if writer.name == TRADE_BATCH:
             if writer.version == 2:
                 return read_trade_batch_v2(frame, writer.parsed)
             # v1, an array of records, does not resolve to v2: read it with its own schema
-            record = fastavro.schemaless_reader(io.BytesIO(memoryview(frame)[_HEADER.size :]), writer.parsed, None)
+            record = _read_record(frame, writer.parsed, None)
             trades = record["trades"]
             return {
                 name: [record[name]] * len(trades) if name in ("venue", "instrument") else [t[name] for t in trades]
@@ -155,7 +156,7 @@ class AvroCodec:
         raise SchemaError(f"a {writer.name} message is not a trade")
 
 
-def read_trade_batch_v2(frame: bytes, schema: dict) -> dict[str, list]:
+def read_trade_batch_v2(frame: bytes, schema: dict[str, Any]) -> dict[str, list[Any]]:
     """A TradeBatch v2 frame -> its columns (Trade's fields, in order), each column read in bulk.
 
     fastavro reads arrays item by item (0.2-0.5 µs each); here a column of doubles is one numpy view
@@ -167,7 +168,7 @@ def read_trade_batch_v2(frame: bytes, schema: dict) -> dict[str, list]:
         columns = _Reader(frame).trade_batch_v2()
     except (_OtherLayout, IndexError, ValueError):
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(memoryview(frame)[_HEADER.size :]), schema, None)
+            record = _read_record(frame, schema, None)
         except IndexError as exc:  # fastavro's error for an enum index out of range
             raise SchemaError(f"TradeBatch v2: {exc}") from exc
         columns = {name: record[name] for name in TRADE_FIELDS}
@@ -177,6 +178,13 @@ def read_trade_batch_v2(frame: bytes, schema: dict) -> dict[str, list]:
     for name in _BATCH_LEVEL:
         columns[name] = [columns[name]] * n
     return {name: columns[name] for name in TRADE_FIELDS}
+
+
+def _read_record(frame: bytes, writer: dict[str, Any], reader: dict[str, Any] | None) -> dict[str, Any]:
+    """The record in a frame's Avro body (fastavro types any Avro value; a record schema reads a dict)."""
+    record = fastavro.schemaless_reader(io.BytesIO(memoryview(frame)[_HEADER.size :]), writer, reader)
+    assert isinstance(record, dict)
+    return record
 
 
 _BATCH_LEVEL = ("venue", "instrument", "symbol")
@@ -253,13 +261,14 @@ class _Reader:
         n = np.add.reduceat((raw[:end] & 0x7F).astype(np.uint64) << shifts, starts)
         self.pos += end
         self.end_block()
-        return ((n >> np.uint64(1)).astype(np.int64) ^ -(n & np.uint64(1)).astype(np.int64)).tolist()
+        values: list[int] = ((n >> np.uint64(1)).astype(np.int64) ^ -(n & np.uint64(1)).astype(np.int64)).tolist()
+        return values
 
     def doubles(self) -> list[float]:
         count = self.block()
         if not count:
             return []
-        values = np.frombuffer(self.buf, "<f8", count, self.pos).tolist()  # ValueError if past the end
+        values: list[float] = np.frombuffer(self.buf, "<f8", count, self.pos).tolist()  # ValueError if past the end
         self.pos += 8 * count
         self.end_block()
         return values

@@ -75,12 +75,12 @@ def write_bytes(b: bytes) -> bytes:
 _PACK = {"double": "d", "float": "f"}
 
 
-def compile_writer(schema: dict, prefix: bytes = b"") -> Callable[[Any], bytes] | None:
+def compile_writer(schema: dict[str, Any], prefix: bytes = b"") -> Callable[[Any], bytes] | None:
     """A function event -> prefix + Avro body for a parsed record schema, or None if unsupported."""
     names: dict[str, Any] = {"_wl": write_long, "_ws": write_string, "_wr": write_repeated_string,
                              "_wb": write_bytes, "_prefix": prefix}  # fmt: skip
     parts: list[str] = ["_prefix"]
-    doubles: list[str] = []  # a run of float/double fields, packed with one struct call
+    doubles: list[tuple[str, str]] = []  # a run of float/double fields (type, expr), packed with one struct call
 
     def flush_doubles() -> None:
         if doubles:
@@ -111,7 +111,8 @@ def compile_writer(schema: dict, prefix: bytes = b"") -> Callable[[Any], bytes] 
     flush_doubles()
     source = f"def write(o):\n    return b''.join(({', '.join(parts)},))\n"
     exec(compile(source, f"<avro writer {schema.get('name')}>", "exec"), names)
-    return names["write"]
+    write: Callable[[Any], bytes] = names["write"]
+    return write
 
 
 def _value(ftype: Any, expr: str, names: dict[str, Any], slot: str) -> str | None:

@@ -16,10 +16,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from tapeline.domain.errors import BadMessage
+from tapeline.domain.events import Event
 from tapeline.venues.base import Output, VenueSession
 
 
@@ -73,7 +75,7 @@ class Rejected:
     reason: str
 
 
-def drive(session: VenueSession, line: CaptureLine) -> Output:
+def drive(session: VenueSession[Any], line: CaptureLine) -> Output:
     """Feed one capture line to the session. Raises BadMessage."""
     recv = line.recv_ts_ns or 0
     conn = line.conn or ""
@@ -81,12 +83,14 @@ def drive(session: VenueSession, line: CaptureLine) -> Output:
         request = session.rest_request_for(conn)
         if request is not None:
             return session.on_rest(request, line.raw, recv)
-    return session.on_ws(line.raw, line.recv_ts_ns, conn or None)
+    # A line recorded without a receive time passes None: sessions fall back to the venue's event time, or print
+    # null, as they always have for such captures (the live connector always has one).
+    return session.on_ws(line.raw, line.recv_ts_ns, conn or None)  # type: ignore[arg-type]
 
 
 def replay(
-    sessions: dict[Path, VenueSession], paths: Iterable[Path]
-) -> Iterator[tuple[Path, CaptureLine, list[msgspec.Struct] | Rejected]]:
+    sessions: dict[Path, VenueSession[Any]], paths: Iterable[Path]
+) -> Iterator[tuple[Path, CaptureLine, list[Event] | Rejected]]:
     """Each line of the captures (merged by receive time) with its events, or why it was rejected."""
     for path, line in merge_tagged(paths):
         try:

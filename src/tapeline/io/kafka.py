@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
-import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in admin's __all__
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings, TopicSettings
-from tapeline.domain.events import DeadLetter, Trade, TradeBatch
+from tapeline.domain.events import DeadLetter, Event, Trade, TradeBatch
 from tapeline.io.metrics import DEAD_LETTERS, EVENTS_OUT
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,16 @@ def ensure_topics(settings: Settings, names: list[str], timeout_s: float = 30.0)
 
 def make_producer(settings: Settings, **extra: object) -> Producer:
     """Idempotent producer: acks=all, no duplicates or reordering on retries."""
-    conf = settings.kafka.librdkafka(
-        **{
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 500000,
-        }
-    )
-    conf.update(extra)
+    conf: dict[str, object] = {
+        **settings.kafka.librdkafka(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 500000,
+        **extra,  # e.g. on_delivery, a callback
+    }
     return Producer(conf)
 
 
@@ -111,7 +110,7 @@ class EventPublisher:
         self.published = 0
         self._pending: dict[tuple[str, str], tuple[float, list[Trade]]] = {}
 
-    def publish(self, events: list[msgspec.Struct]) -> None:
+    def publish(self, events: Sequence[Event]) -> None:
         for event in events:
             if type(event) is Trade:
                 key = (event.venue, event.instrument)
@@ -126,6 +125,7 @@ class EventPublisher:
                     self._send_batch(key)
                 continue
             tag = type(event).__struct_config__.tag
+            assert isinstance(tag, str), f"{type(event).__name__} is not a tagged event"  # msgspec also allows int tags
             produce(self.producer, self.topics.for_event(tag), self.codec.encode_event(event), _key(event))
             EVENTS_OUT.labels(event.venue, tag).inc()
             self.published += 1
@@ -147,5 +147,5 @@ class EventPublisher:
         self.published += len(trades)
 
 
-def _key(event: msgspec.Struct) -> bytes:
+def _key(event: Event) -> bytes:
     return f"{event.venue}|{event.instrument}".encode()

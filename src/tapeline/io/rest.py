@@ -31,8 +31,14 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientError | TimeoutError)
 
 
+def _failure(retry_state: RetryCallState) -> BaseException | None:
+    """The exception of the attempt that just failed."""
+    assert retry_state.outcome is not None  # tenacity sets it before calling wait and before_sleep
+    return retry_state.outcome.exception()
+
+
 def _wait(retry_state: RetryCallState) -> float:
-    exc = retry_state.outcome.exception()
+    exc = _failure(retry_state)
     if isinstance(exc, RestError) and exc.retry_after_s:
         return exc.retry_after_s
     return wait_exponential_jitter(initial=0.5, max=60)(retry_state)
@@ -59,7 +65,7 @@ class RestClient:
             wait=_wait,
             stop=stop_after_attempt(self._attempts),
             reraise=True,
-            before_sleep=lambda s: log.warning("%s: retrying after %r", request.url, s.outcome.exception()),
+            before_sleep=lambda s: log.warning("%s: retrying after %r", request.url, _failure(s)),
         ):
             with attempt:
                 return await self._once(request)

@@ -152,7 +152,7 @@ class BarStore:
         if rows:
             self._insert(table, columns, [[getattr(r, name) for r in rows] for name in columns], column_oriented=True)
 
-    def _rows(self, table: str, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+    def _rows(self, table: str, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         with self._lock:
             try:
                 return self.client.query(sql, parameters=parameters).result_rows

@@ -22,16 +22,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import msgspec
 import websockets
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_exponential_jitter
 
 from tapeline.config import ConnectorSettings, Settings
 from tapeline.domain.errors import BadMessage
-from tapeline.domain.events import BookGap, Trade, TradeGap
+from tapeline.domain.events import BookGap, Event, Trade, TradeGap
 from tapeline.io.capture import CaptureWriter
 from tapeline.io.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
 from tapeline.io.metrics import CONNECTOR_FAILURES, MESSAGES_IN, RECONNECTS
@@ -47,7 +47,7 @@ PULSE_S = 1.0  # the event loop's heartbeat; liveness fails after STALLED_S with
 STALLED_S = 15.0
 # Network trouble: a reconnect, logged briefly. Anything else also reconnects, with its traceback logged.
 NETWORK_ERRORS = (OSError, asyncio.TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake)
-EventSink = Callable[[list[msgspec.Struct]], None]
+EventSink = Callable[[Sequence[Event]], None]
 RejectSink = Callable[[bytes | str, str, str], None]  # raw, reason, context
 
 
@@ -71,7 +71,7 @@ class EndpointState:
 class Connector:
     def __init__(
         self,
-        session: VenueSession,
+        session: VenueSession[Any],  # any venue's (its book type does not matter here)
         settings: ConnectorSettings,
         on_events: EventSink,
         on_reject: RejectSink,
@@ -85,7 +85,7 @@ class Connector:
         self.recorder = recorder
         self._rest: RestClient | None = None
         self._in_flight: set[str] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._messages_in = MESSAGES_IN.labels(session.VENUE)
         self._last_recv: dict[str, int] = {}  # url -> receive time of its last message
         self._dropped: dict[str, int] = {}  # url -> receive time of the last message before it dropped
@@ -93,7 +93,7 @@ class Connector:
         self._reconnects = RECONNECTS.labels(session.VENUE)
         self._clock = clock
         self.endpoints = {ep.url: EndpointState() for ep in session.endpoints()}
-        self._loops: list[asyncio.Task] = []
+        self._loops: list[asyncio.Task[None]] = []
         self.pulse = Heartbeat("connector event loop", STALLED_S, clock)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -148,17 +148,19 @@ class Connector:
     async def _keep_connected(self, endpoint: WsEndpoint, stop: asyncio.Event) -> None:
         """Connect, stream, reconnect, until `stop`: every exception is a reconnect with backoff, never the end."""
         cfg = self.settings
+
+        def log_reconnect(state: RetryCallState) -> None:
+            assert state.next_action is not None and state.outcome is not None  # set before before_sleep runs
+            log.warning(
+                "%s: reconnecting in %.1fs after %r", endpoint.url, state.next_action.sleep, state.outcome.exception()
+            )
+
         while not stop.is_set():
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(Exception),  # only cancellation (a BaseException) ends the loop
                 wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
                 stop=stop_never,
-                before_sleep=lambda state: log.warning(
-                    "%s: reconnecting in %.1fs after %r",
-                    endpoint.url,
-                    state.next_action.sleep,
-                    state.outcome.exception(),
-                ),
+                before_sleep=log_reconnect,
             )
             async for attempt in retrying:
                 with attempt:
@@ -176,7 +178,10 @@ class Connector:
                 for frame in endpoint.subscribe:
                     await ws.send(frame)
                 self._report_trade_gaps(url)
-                keepalive = asyncio.create_task(self._keepalive(ws, endpoint)) if endpoint.keepalive_s else None
+                every, ping = endpoint.keepalive_s, endpoint.keepalive_frame
+                keepalive = (
+                    asyncio.create_task(self._keepalive(ws, every, ping)) if every and ping is not None else None
+                )
                 try:
                     await self._receive(ws, endpoint, state, started)
                 finally:
@@ -260,11 +265,11 @@ class Connector:
             log.warning("%s: trade gap of %.1fs for %d instruments", url, (now - dropped) / 1e9, len(gaps))
             self.on_events(gaps)
 
-    async def _keepalive(self, ws: websockets.ClientConnection, endpoint: WsEndpoint) -> None:
+    async def _keepalive(self, ws: websockets.ClientConnection, interval_s: float, frame: str) -> None:
         while True:
-            await asyncio.sleep(endpoint.keepalive_s)
+            await asyncio.sleep(interval_s)
             with contextlib.suppress(websockets.ConnectionClosed):
-                await ws.send(endpoint.keepalive_frame)
+                await ws.send(frame)
 
     # ---------------------------------------------------------------------- REST
 
@@ -290,7 +295,9 @@ class Connector:
         recv_ts = time.time_ns()
         self._in_flight.discard(request.key)
         if self.recorder:
-            conn = request.url if request.method == "GET" else f"{request.method} {request.url} {request.body.decode()}"
+            conn = request.url
+            if request.method != "GET":  # a POST's body says what it asks (Hyperliquid /info)
+                conn = f"{request.method} {request.url} {(request.body or b'').decode()}"
             self.recorder.write(conn, body, recv_ts)
         try:
             out = self.session.on_rest(request, body, recv_ts)

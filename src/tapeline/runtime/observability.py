@@ -103,7 +103,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def make_app(health: Health) -> Callable[..., Iterable[bytes]]:
-    metrics = make_wsgi_app()
+    metrics: Callable[..., Iterable[bytes]] = make_wsgi_app()  # typed as a bare Callable
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -15,12 +15,12 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import faust
 import msgspec
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
@@ -56,7 +56,7 @@ FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
 E = TypeVar("E")  # a side topic's events
 R = TypeVar("R")  # what its aggregator drains
 P = ParamSpec("P")
-BOOK_EVENTS = {"book": BookUpdate, "book_gap": BookGap}
+BOOK_EVENTS: dict[str, type[msgspec.Struct]] = {"book": BookUpdate, "book_gap": BookGap}
 HEARTBEAT_LIMIT_S = 30.0  # the idle timer runs every second; this long without it, the worker is stuck
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
@@ -65,10 +65,10 @@ class TradeRun:
     """Consecutive trades of one instrument within a batch, gathered column by column."""
 
     def __init__(self) -> None:
-        self.lists: dict[str, list] = {name: [] for name in TRADE_FIELDS}
+        self.lists: dict[str, list[Any]] = {name: [] for name in TRADE_FIELDS}
         self.positions: list[int] = []
 
-    def extend(self, batch: dict[str, list], base: int) -> None:
+    def extend(self, batch: dict[str, list[Any]], base: int) -> None:
         for name, column in batch.items():
             self.lists[name].extend(column)
         self.positions.extend(range(base, base + len(batch["ts_ns"])))
@@ -129,7 +129,7 @@ class SideTopicPipeline(Generic[E, R]):
         self._consuming = False
         self._writes = OrderedWrites()
 
-    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future[None]:
         """Aggregate a batch and start writing its rows; returns the write's future (done: the batch is durable)."""
         now_ns = time.time_ns()
         async with self._lock:
@@ -200,7 +200,7 @@ class BarPipeline:
         return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> tuple[list[TradeRun | tuple[TradeGap, int]],
-                                                                       dict[str, list]]:  # fmt: skip
+                                                                       dict[str, list[Any]]]:  # fmt: skip
         """(value, offset, context) -> each instrument's trade runs and trade gaps in order, and the trades column
         by column for the raw trades table; undecodable frames are dead-lettered.
 
@@ -209,14 +209,14 @@ class BarPipeline:
         an instrument form one run (a gap ends it); instruments are independent, so each is taken whole.
         """
         pieces: dict[tuple[str, str], list[TradeRun | tuple[TradeGap, int]]] = {}
-        columns: dict[str, list] = {name: [] for name in TRADE_FIELDS}
+        columns: dict[str, list[Any]] = {name: [] for name in TRADE_FIELDS}
         for value, offset, context in frames:
             try:
                 batch = self.codec.decode_trade_columns(value)
             except (SchemaError, ValueError, TypeError, EOFError, KeyError) as exc:
                 self.dead_letters.send(value, f"processor: undecodable trade: {exc}", context)
                 continue
-            if type(batch) is TradeGap:
+            if isinstance(batch, TradeGap):
                 pieces.setdefault((batch.venue, batch.instrument), []).append((batch, offset << 16))
                 continue
             count = len(batch["ts_ns"])
@@ -226,14 +226,16 @@ class BarPipeline:
             if not count:
                 continue
             runs = pieces.setdefault((batch["venue"][0], batch["instrument"][0]), [])
-            if not runs or type(runs[-1]) is not TradeRun:
-                runs.append(TradeRun())
-            runs[-1].extend(batch, offset << 16)
+            run = runs[-1] if runs else None
+            if not isinstance(run, TradeRun):
+                run = TradeRun()
+                runs.append(run)
+            run.extend(batch, offset << 16)
             for name, column in batch.items():
                 columns[name].extend(column)
         return [piece for runs in pieces.values() for piece in runs], columns
 
-    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future:
+    async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future[None]:
         """Decode and aggregate a batch and start writing its results; returns the write's future (done: the
         batch is durable). The write overlaps the next batch's decoding and aggregation."""
         started = time.perf_counter()
@@ -246,11 +248,12 @@ class BarPipeline:
                 self.aggregator.touch(now_ns)
                 self.footprints.touch(now_ns)
                 if pieces:
-                    first = pieces[0][1] if type(pieces[0]) is tuple else pieces[0].positions[0]
+                    head = pieces[0]
+                    first = head[1] if isinstance(head, tuple) else head.positions[0]
                     log.info("first batch after start: position %d (offset %d)", first, first >> 16)
             gaps = []
             for piece in pieces:
-                if type(piece) is tuple:
+                if isinstance(piece, tuple):
                     self.aggregator.add_gap(*piece)
                     self.footprints.add_gap(*piece)
                     gaps.append(piece[0])
@@ -291,7 +294,7 @@ class BarPipeline:
             if rows or footprints[1]:
                 await (await self._writes.submit(self._write, {}, rows, footprints))
 
-    def _write(self, trades: dict[str, list], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0,
+    def _write(self, trades: dict[str, list[Any]], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0,
                gaps: Sequence[TradeGap] = ()) -> None:  # fmt: skip
         if self.settings.processor.write_trades:
             self.store.insert_trade_columns(trades)
@@ -327,12 +330,13 @@ def bound_fetch_wait(max_wait_ms: int) -> None:
                      AIOKafkaConsumerThread._create_worker_consumer)  # fmt: skip
 
     @functools.wraps(create)
-    def create_bounded(thread: AIOKafkaConsumerThread, transport: Any) -> Any:
+    def create_bounded(thread: AIOKafkaConsumerThread, transport: Transport) -> Any:  # an aiokafka consumer (untyped)
         consumer = create(thread, transport)
         consumer._fetch_max_wait_ms = max_wait_ms
         return consumer
 
-    AIOKafkaConsumerThread._create_worker_consumer = create_bounded
+    # A deliberate patch; typeshed types functools.wraps' result as a non-descriptor, hence [assignment].
+    AIOKafkaConsumerThread._create_worker_consumer = create_bounded  # type: ignore[method-assign, assignment]
 
 
 def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
@@ -358,13 +362,22 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.processor.batch_max),
     )
     # One agent per topic, each consuming in batches: Faust's cost is per message, the work per batch.
-    targets = {settings.topics.trades: pipeline, **pipeline.side_topics}
+    targets: dict[str, BarPipeline | SideTopicPipeline[Any, Any]] = {
+        settings.topics.trades: pipeline,
+        **pipeline.side_topics,
+    }
     for topic_name, target in targets.items():
 
-        async def consume(stream: faust.StreamT, target: BarPipeline | SideTopicPipeline = target) -> None:
+        async def consume(
+            stream: faust.StreamT[bytes], target: BarPipeline | SideTopicPipeline[Any, Any] = target
+        ) -> None:
             batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
-            acks: set[asyncio.Task] = set()  # held until done
-            async for events in stream.noack_take(batch_max, within=within):
+            acks: set[asyncio.Task[None]] = set()  # held until done
+            # Agents get a faust.Stream, which has noack_take (StreamT does not); it yields events, not values.
+            batches: AsyncIterator[Sequence[faust.EventT[bytes]]] = stream.noack_take(  # type: ignore[attr-defined]
+                batch_max, within=within
+            )
+            async for events in batches:
                 frames = [
                     (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
                     for e in events
@@ -377,7 +390,7 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
         topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
         app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(consume)
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's App.timer is @no_type_check
     async def close_idle_bars() -> None:
         pipeline.heartbeat.beat()
         await pipeline.close_idle()
@@ -387,7 +400,9 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
     return app
 
 
-async def _ack_when_written(stream: faust.StreamT, written: asyncio.Future, events: Sequence[faust.EventT]) -> None:
+async def _ack_when_written(
+    stream: faust.StreamT[bytes], written: asyncio.Future[None], events: Sequence[faust.EventT[bytes]]
+) -> None:
     """Ack a batch once its results are durable; if its write failed the batch stays unacked (and the next
     write, or the idle timer's, raises the error)."""
     await asyncio.wait([written])

@@ -108,14 +108,13 @@ class SignalService:
         self.producer = make_producer(settings, on_delivery=self._on_delivery)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, source="signals", codec=self.codec)
         self.consumer = Consumer(
-            settings.kafka.librdkafka(
-                **{
-                    "group.id": settings.signals.group_id,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "enable.partition.eof": False,
-                }
-            )
+            {
+                **settings.kafka.librdkafka(),
+                "group.id": settings.signals.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+            }
         )
         self.consumer.subscribe(
             [settings.topics.bars], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
@@ -175,11 +174,13 @@ class SignalService:
         return len(messages)
 
     def _handle(self, msg: Message) -> list[Signal]:
-        at = (msg.topic(), msg.partition())
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        # Optional only for messages not (yet) in a topic: a consumed message without an error has all three.
+        assert topic is not None and partition is not None and offset is not None
+        at = (topic, partition)
         state = self._partitions.get(at)
         if state is None:  # fetched just before a revoke; the new owner handles it
             return []
-        offset = msg.offset()
         live = offset >= state.publish_from
         self.stats.messages += 1
         if live:

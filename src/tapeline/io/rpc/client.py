@@ -6,7 +6,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NamedTuple
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 
 from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
 from tapeline.domain.errors import TapelineError
@@ -36,7 +36,7 @@ class QueryClient:
         self.timeout_s = timeout_s
         # The server bounds responses by max_rows (100k bars is ~20 MB), above gRPC's 4 MB default.
         self._channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", -1)])
-        self._stub = query_pb2_grpc.QueryServiceStub(self._channel)
+        self._stub = query_pb2_grpc.QueryServiceStub(self._channel)  # type: ignore[no-untyped-call]  # generated code
 
     def __enter__(self) -> QueryClient:
         return self
@@ -107,5 +107,5 @@ class QueryClient:
 
 def _query_error(exc: grpc.RpcError) -> QueryError:
     # Errors raised by calls are also grpc.Call, which carries the status.
-    call: grpc.Call = exc  # type: ignore[assignment]
+    call: grpc.Call = exc
     return QueryError(call.code(), call.details() or "")

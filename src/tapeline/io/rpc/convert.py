@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
 from tapeline.io.rpc.gen.tapeline.v1 import query_pb2
 
@@ -48,7 +50,8 @@ def obi_to_proto(bar: ObiBar) -> query_pb2.ObiBar:
 
 
 def obi_from_proto(message: query_pb2.ObiBar) -> ObiBar:
-    return ObiBar(**{
+    fields: dict[str, Any] = {
         name: getattr(message, name) if not field.has_presence or message.HasField(name) else None
         for name, field in ((f.name, f) for f in query_pb2.ObiBar.DESCRIPTOR.fields)
-    })  # fmt: skip
+    }
+    return ObiBar(**fields)

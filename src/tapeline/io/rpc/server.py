@@ -7,9 +7,9 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name  # "tapeline.v1.QueryService"
 _INTERVALS = ", ".join(sorted(INTERVAL_NS, key=INTERVAL_NS.__getitem__))
+Row = TypeVar("Row")  # what a range RPC fetches: bars, footprints or OBI bars
 
 
 def validate(request: query_pb2.GetBarsRequest, max_rows: int) -> int:
@@ -70,8 +71,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_pb2.GetObiResponse(bars=[obi_to_proto(b) for b in rows], truncated=truncated)
 
     def _range(
-        self, method: str, request: Any, context: grpc.ServicerContext, fetch: Callable[..., list], what: str
-    ) -> tuple[list, bool]:
+        self, method: str, request: Any, context: grpc.ServicerContext, fetch: Callable[..., list[Row]], what: str
+    ) -> tuple[list[Row], bool]:
         """Validate a (venue, instrument, interval, from, to, limit) request and fetch its rows."""
         try:
             limit = validate(request, self.max_rows)
@@ -117,7 +118,9 @@ def _build(store: BarStore, settings: QuerySettings) -> tuple[grpc.Server, int, 
     executor = futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="tapeline-rpc")
     # gRPC sets SO_REUSEPORT by default: a second instance on the same port would silently share it.
     server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
-    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(store, settings.max_rows), server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated code
+        QueryServicer(store, settings.max_rows), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):  # "" is the whole server, what probes ask by default

@@ -37,12 +37,12 @@ def _apply(levels: list[Level], keys: list[float], txt: dict[float, str], base: 
     Returns True when its top 25 may have changed."""
     top = False
     for level in levels:
-        ps = level[0]
-        ss = level[1]
         try:
+            ps = level[0]
+            ss = level[1]
             px = float(ps)
             sz = float(ss)
-        except (ValueError, IndexError):
+        except (ValueError, IndexError):  # a level shorter than [px, sz] (fuzzing found `[]`), or not numbers
             raise _bad_level(level, where) from None
         if not (0.0 < px < INF and 0.0 <= sz < INF):  # also rejects NaN
             raise _bad_level(level, where)
