@@ -5,6 +5,10 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 MESSAGES_IN = Counter("tapeline_ws_messages_total", "Websocket messages received", ["venue"])
+MESSAGES_IGNORED = Counter(
+    "tapeline_ws_messages_ignored_total", "Messages that gave no event, by the reason the session gave (control "
+    "frames, deltas buffered until a snapshot, ...)", ["venue", "reason"],
+)  # fmt: skip
 EVENTS_OUT = Counter("tapeline_events_published_total", "Normalized events published", ["venue", "type"])
 DEAD_LETTERS = Counter("tapeline_dead_letters_total", "Messages routed to the dead-letter topic", ["source", "kind"])
 RECONNECTS = Counter("tapeline_ws_reconnects_total", "Websocket reconnects", ["venue"])

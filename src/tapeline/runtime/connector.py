@@ -34,7 +34,7 @@ from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, Event, Trade, TradeGap
 from tapeline.io.capture import CaptureWriter
 from tapeline.io.kafka import DeadLetters, EventPublisher, ensure_topics, make_producer
-from tapeline.io.metrics import CONNECTOR_FAILURES, MESSAGES_IN, RECONNECTS
+from tapeline.io.metrics import CONNECTOR_FAILURES, MESSAGES_IGNORED, MESSAGES_IN, RECONNECTS
 from tapeline.io.rest import RestClient, RestError
 from tapeline.runtime.observability import Health, Heartbeat, Status, tasks_running
 from tapeline.venues import make_session
@@ -241,6 +241,8 @@ class Connector:
                 log.error("%s: a parser failed unexpectedly: %s", url, exc.reason, exc_info=exc.__cause__)
             self.on_reject(payload, exc.reason, url)
             return []
+        if not out.events and out.ignored:
+            MESSAGES_IGNORED.labels(self.session.VENUE, out.ignored).inc()
         self._handle(out)
         trade_keys = self._trade_keys.setdefault(url, set())
         book_gap = False
