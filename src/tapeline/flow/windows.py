@@ -44,30 +44,23 @@ from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.columns import TradeColumns
 
 
-class _Keyed(Protocol):
+class _OfInstrument(Protocol):
+    venue: str
+    instrument: str
+
+
+class _Keyed(_OfInstrument, Protocol):
     """A row of a window: Bar, FootprintBar, ObiBar, LiquidationBar."""
 
-    @property
-    def venue(self) -> str: ...
-    @property
-    def instrument(self) -> str: ...
-    @property
-    def interval(self) -> str: ...
-    @property
-    def start_ns(self) -> int: ...
-    @property
-    def version(self) -> int: ...
+    interval: str
+    start_ns: int
+    version: int
 
 
-class _Timed(Protocol):
+class _Timed(_OfInstrument, Protocol):
     """An event windows take: it names its venue-instrument and carries its venue time."""
 
-    @property
-    def venue(self) -> str: ...
-    @property
-    def instrument(self) -> str: ...
-    @property
-    def ts_ns(self) -> int: ...
+    ts_ns: int
 
 
 Ev = TypeVar("Ev", contravariant=True)

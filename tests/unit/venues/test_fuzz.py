@@ -75,6 +75,8 @@ def _corpus() -> list[Line]:
                 continue
             channel = path.parent.name
             lines += [Line(venue, channel, c.raw, c.conn or "") for c in captured]
+    # Binance spot has no capture; its JSON is USD-M's without the futures fields, so it takes those lines.
+    lines += [Line("binance-spot", line.channel, line.raw, line.conn) for line in lines if line.venue == "binance-usdm"]
     return lines
 
 
