@@ -177,6 +177,7 @@ def test_compose_tapeline_service(compose: dict[str, Any], name: str, monkeypatc
     assert settings.metrics.port == METRICS_PORT
     if name == "processor":
         assert settings.processor.serve_queries is False
+        assert {"1h", "1d"} <= set(settings.processor.intervals), "the daily views need 1h and 1d bars"
     if name == "query":
         assert settings.query.host == "0.0.0.0"
         assert f"{settings.query.port}:{settings.query.port}" in service["ports"]
@@ -493,6 +494,7 @@ def test_services_and_their_wiring(
     assert settings.kafka.bootstrap_servers and "127.0.0.1" not in settings.kafka.bootstrap_servers
     assert settings.clickhouse.dsn.startswith(("http://", "https://")), "processor and query need a server"
     assert settings.processor.serve_queries is False
+    assert {"1h", "1d"} <= set(settings.processor.intervals), "the daily views need 1h and 1d bars"
     assert settings.query.host == "0.0.0.0"
     assert settings.metrics.port == METRICS_PORT
 
