@@ -80,27 +80,25 @@ def bench_produce(payloads: list[bytes], settings: Settings) -> float:
 def bench_processor(settings: Settings, trades: int, workdir: Path) -> tuple[float, float]:
     """Processor alone: (trades/s, seconds) consuming a backlog, from the first bar visible until all trades are.
 
-    The trades are published first, as the connector would (per-instrument batches); the processor then
+    The trades are published first, as the connector would (per-instrument batches of 500); the processor then
     starts on the backlog. Timing starts when the first batch is visible and counts only the trades after
-    it, so neither the group join nor the publisher's speed enters the rate.
+    it, so neither the group join nor the publisher's speed enters the rate. One processor batch takes up
+    to 20,000 messages (10M trades) or what arrives in 0.1 s, a few hundred thousand trades from a backlog:
+    the backlog must be millions of trades for the first batch to be a small part of it.
     """
     payloads = _capture_payloads()
     parse = trade_parser()
     parsed = [t for p in payloads for t in parse(p, 1)]
     step = parsed[-1].ts_ns - parsed[0].ts_ns + 1_000_000
-    feed = []
-    for i in range(trades):
+    ensure_topics(settings, [settings.topics.trades])
+    producer = make_producer(settings)
+    publisher = EventPublisher(producer, settings.topics)
+    for i in range(trades):  # generated as published: millions of trades would not fit in memory at once
         base = parsed[i % len(parsed)]
         shifted = base.__copy__()
         shifted.ts_ns += step * (i // len(parsed))  # later copies move forward in time, as a live feed would
         shifted.trade_id = f"{base.trade_id}-{i // len(parsed)}"
-        feed.append(shifted)
-    ensure_topics(settings, [settings.topics.trades])
-    producer = make_producer(settings)
-    publisher = EventPublisher(producer, settings.topics)
-
-    for trade in feed:
-        publisher.publish([trade])
+        publisher.publish([shifted])
         producer.poll(0)
     publisher.flush_all()
     producer.flush()
@@ -332,7 +330,8 @@ def _capture_payloads() -> list[bytes]:
 
 
 @click.command()
-@click.option("--trades", default=300_000, show_default=True, help="Trades for the processor/end-to-end runs.")
+@click.option("--trades", default=300_000, show_default=True, help="Trades for the end-to-end run.")
+@click.option("--backlog", default=3_000_000, show_default=True, help="Trades waiting in Kafka for the processor run.")
 @click.option(
     "--rate", default=8_000.0, show_default=True, help="Simulator rate for the end-to-end run (sustainable here)."
 )
@@ -340,7 +339,9 @@ def _capture_payloads() -> list[bytes]:
 @click.option("--only", type=click.Choice(["processor", "live"]), help="Run just this benchmark and print it.")
 @click.option("--live-rate", default=50_000.0, show_default=True, help="Trades/s of the live-feed run.")
 @click.option("--live-seconds", default=600.0, show_default=True, help="Length of the live-feed run.")
-def main(trades: int, rate: float, out: str, only: str | None, live_rate: float, live_seconds: float) -> None:
+def main(
+    trades: int, backlog: int, rate: float, out: str, only: str | None, live_rate: float, live_seconds: float
+) -> None:
     payloads = _capture_payloads()
     bootstrap = kafka_local.ensure_running()
     results: list[tuple[str, str]] = []
@@ -367,8 +368,8 @@ def main(trades: int, rate: float, out: str, only: str | None, live_rate: float,
 
     if only == "processor":
         with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
-            proc_rate, proc_s = bench_processor(_fresh_settings(bootstrap), trades, Path(tmp))
-        click.echo(f"processor alone: {trades:,} trades: {proc_rate:,.0f} trades/s ({proc_s:.1f} s)")
+            proc_rate, proc_s = bench_processor(_fresh_settings(bootstrap), backlog, Path(tmp))
+        click.echo(f"processor alone: {backlog:,} trades: {proc_rate:,.0f} trades/s ({proc_s:.1f} s)")
         return
     if only == "live":
         with tempfile.TemporaryDirectory(prefix="tapeline-bench-") as tmp:
@@ -385,8 +386,8 @@ def main(trades: int, rate: float, out: str, only: str | None, live_rate: float,
 
         produced = bench_produce(payloads, fresh())
         record("parse + normalize + Avro + produce, acks=all (1 core + broker)", f"{produced:,.0f} msgs/s")
-        proc_rate, proc_s = bench_processor(fresh(), trades, workdir)
-        record(f"processor alone, default metrics (bars at 6 intervals, 1m/5m footprints, raw trades): {trades:,} "
+        proc_rate, proc_s = bench_processor(fresh(), backlog, workdir)
+        record(f"processor alone, default metrics (bars at 6 intervals, 1m/5m footprints, raw trades): {backlog:,} "
                "trades waiting in Kafka -> ClickHouse",
                f"{proc_rate:,.0f} trades/s ({proc_s:.1f} s)")  # fmt: skip
         e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
