@@ -1,4 +1,5 @@
-"""Processor service: Faust worker turning trades into bars in ClickHouse.
+"""Processor service: Faust worker turning trades, books and liquidations into bars in ClickHouse, and venue
+bars into asset bars (`processor.stages`).
 
 With the embedded ClickHouse (chdb) only one process may open the data directory, so this process
 also serves the gRPC query API (see ARCHITECTURE.md); against a server the query service runs alone.
@@ -19,16 +20,16 @@ from tapeline.runtime.processor import build_app, prepare
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pipeline = prepare(settings)
+    stages = prepare(settings)
     health = observability.Health()
-    health.liveness("processor timer", pipeline.heartbeat.check)
+    health.liveness("processor timer", stages.heartbeat.check)
     observability.serve(settings.metrics.port, health)
     serve_queries = settings.processor.serve_queries
     if serve_queries if serve_queries is not None else settings.clickhouse.embedded:
-        server, port = build_server(pipeline.store, settings.query)
+        server, port = build_server(stages.store, settings.query)
         server.start()
         logging.getLogger("processor").info("serving gRPC queries on %s:%d", settings.query.host, port)
-    app = build_app(settings, pipeline)
+    app = build_app(settings, stages)
     faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False).execute_from_commandline()
 
 

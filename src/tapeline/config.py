@@ -77,6 +77,9 @@ class TopicSettings(BaseModel):
     books: ClassVar[_Topic] = _Topic("books.v1")  # updates and gaps share a topic (and key): a gap stays in order
     liquidations: ClassVar[_Topic] = _Topic("liquidations.v1")
     tickers: ClassVar[_Topic] = _Topic("tickers.v1")
+    # final venue bars, OBI bars and bar watermarks keyed by asset: the asset stage's input (a repartition topic)
+    by_asset: ClassVar[_Topic] = _Topic("by-asset.v1")
+    asset_bars: ClassVar[_Topic] = _Topic("asset-bars.v1")  # asset bars, cross-venue OBI and daily asset metrics
 
     def for_event(self, event_type: str) -> str:
         """The topic of a normalized event, by its `type` tag."""
@@ -140,10 +143,26 @@ class ProcessorSettings(BaseModel):
     # 1m BTC bar at 0.5), unless footprint_buckets pins it, e.g. '{"BTC-USDT-PERP": 5}'
     footprint_target_bps: float = 0.5
     footprint_buckets: dict[str, float] = Field(default_factory=dict)
+    # What this worker runs: `bars` (trades, books, liquidations -> venue rows) and `assets` (the by-asset topic
+    # -> asset bars, cross-venue OBI, daily asset metrics). Each scales with its own topic's partitions, so a
+    # deployment may run them as separate workers against one ClickHouse server.
+    stages: CsvList = Field(default_factory=lambda: ["bars", "assets"])
+    # An asset window some venue has passed waits this long for the others before it is settled without them.
+    asset_settle_ms: int = 5000
+    # A venue-instrument silent this long no longer counts as expected in asset windows.
+    asset_expire_ms: int = 900_000
     # Embedded ClickHouse admits one process per data directory, so there the processor hosts the
     # gRPC query service in-process (see ARCHITECTURE.md).
     serve_queries: bool | None = None
     web_port: int = 6066
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in ("bars", "assets")]
+        if unknown or not value:
+            raise ValueError(f"stages must be some of bars, assets; got {value}")
+        return value
 
     @field_validator("intervals", "footprint_intervals", "obi_intervals")
     @classmethod

@@ -20,7 +20,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 from pydantic import BaseModel
 
-from tapeline.config import Settings
+from tapeline.config import ProcessorSettings, Settings
 from tests.support.data import REPO_ROOT
 from tools.simulator import SimulatorSettings
 
@@ -81,9 +81,9 @@ def parse_settings(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) 
 
 # --- docker-compose.yml ---------------------------------------------------------------------
 
-TAPELINE_SERVICES = ["migrate", "connector-binance-usdm", "processor", "query", "signals", "simulator"]
-KAFKA_CLIENTS = ["connector-binance-usdm", "processor", "signals"]
-CLICKHOUSE_CLIENTS = ["migrate", "processor", "query"]
+TAPELINE_SERVICES = ["migrate", "connector-binance-usdm", "processor", "assets", "query", "signals", "simulator"]
+KAFKA_CLIENTS = ["connector-binance-usdm", "processor", "assets", "signals"]
+CLICKHOUSE_CLIENTS = ["migrate", "processor", "assets", "query"]
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
@@ -175,9 +175,13 @@ def test_compose_tapeline_service(compose: dict[str, Any], name: str, monkeypatc
 
     settings = parse_settings(env, monkeypatch)  # every name is a real setting and every value parses
     assert settings.metrics.port == METRICS_PORT
-    if name == "processor":
+    if name in ("processor", "assets"):
         assert settings.processor.serve_queries is False
         assert {"1h", "1d"} <= set(settings.processor.intervals), "the daily views need 1h and 1d bars"
+        # the bar stage and the asset stage scale apart: one stage each, separate consumer groups
+        assert settings.processor.stages == (["bars"] if name == "processor" else ["assets"])
+    if name == "assets":
+        assert settings.processor.app_id != ProcessorSettings().app_id
     if name == "query":
         assert settings.query.host == "0.0.0.0"
         assert f"{settings.query.port}:{settings.query.port}" in service["ports"]
@@ -206,7 +210,7 @@ def test_compose_depends_on(compose: dict[str, Any]) -> None:
             if services[dep].get("profiles") and not service.get("profiles"):
                 assert spec.get("required") is False, f"{name} would need the {services[dep]['profiles']} profile"
     assert depends_on(services["migrate"])["clickhouse"]["condition"] == "service_healthy"
-    for name in ("processor", "query"):
+    for name in ("processor", "assets", "query"):
         assert depends_on(services[name])["migrate"]["condition"] == "service_completed_successfully"
     for name in KAFKA_CLIENTS:
         assert depends_on(services[name])["kafka"]["condition"] == "service_healthy"
@@ -520,6 +524,13 @@ def test_services_and_their_wiring(
     assert set(modules) == {"connector", "processor", "query", "signals"}
     assert deployment(docs, "tapeline-connector-binance-usdm")
     assert deployment(docs, "tapeline-processor")["spec"]["replicas"] == 1
+    stage_env = {}
+    for name in ("tapeline-processor", "tapeline-asset-processor"):
+        env = {e["name"]: e.get("value") for e in only_container(deployment(docs, name)).get("env", [])}
+        stage_env[name] = (env.get("TAPELINE_PROCESSOR__STAGES"), env.get("TAPELINE_PROCESSOR__APP_ID"))
+    assert stage_env["tapeline-processor"][0] == "bars"
+    assert stage_env["tapeline-asset-processor"][0] == "assets"
+    assert stage_env["tapeline-asset-processor"][1] not in (None, settings.processor.app_id), "its own group"
     assert deployment(docs, "tapeline-query")["spec"]["replicas"] >= 2
 
     job = objects(docs, "Job")["tapeline-migrate"]

@@ -1,4 +1,4 @@
-"""The `tapeline` command: capture tools (normalize, bars, replay, record, import), migrations, queries."""
+"""The `tapeline` command: capture tools (normalize, bars, obi, replay, record, import), migrations, queries."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from rich.progress import Progress
 
 from tapeline.cli.query import query
 from tapeline.config import Settings
-from tapeline.domain.aggregates import FootprintLevel
-from tapeline.domain.events import Event, Trade
+from tapeline.domain.aggregates import AssetBar, AssetObiBar, Bar, FootprintLevel, ObiBar
+from tapeline.domain.events import BookGap, BookUpdate, Event, Trade
 from tapeline.domain.intervals import INTERVAL_NS
+from tapeline.flow.assets import AssetBarAggregator, AssetObiAggregator
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
+from tapeline.flow.obi import ObiAggregator
 from tapeline.flow.windows import newest_versions
 from tapeline.io.capture import CaptureWriter, Rejected, read_capture, replay
 from tapeline.venues import SESSIONS, detect_venue, make_session
@@ -83,12 +85,20 @@ def normalize(venue: str | None, symbols: str, captures: tuple[Path, ...]) -> No
 @click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
               type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
 @click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
+@click.option("--by", "by", type=click.Choice(["instrument", "asset"]), default="instrument", show_default=True,
+              help="instrument: a bar per venue-instrument; asset: cross-venue bars per asset and kind "
+                   "(perp, spot, all) from those bars.")  # fmt: skip
 @_venue_option
 @_captures_argument
 @_horizon_option
-def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
+def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | None, by: str, venue: str | None,
          captures: tuple[Path, ...]) -> None:  # fmt: skip
-    """Print final bars of capture files as JSON lines, computed by the stream processor's code."""
+    """Print final bars of capture files as JSON lines, computed by the stream processor's code.
+
+    Captures of several venues may be given together; with --by asset their bars of one asset are combined
+    (asset units, e.g. Bybit 1000PEPE and Hyperliquid kPEPE as PEPE). At the end of the captures every venue
+    counts as complete.
+    """
     lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
     aggregator = BarAggregator(intervals, lateness_ns, horizon_ns)
     late = 0
@@ -97,9 +107,82 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | 
         late += bool(aggregator.add(trade, position))
     aggregator.flush()
     out = sys.stdout.buffer
-    for bar in newest_versions(aggregator.drain()):
-        out.write(_json.encode(bar) + b"\n")
+    venue_bars = newest_versions(aggregator.drain())
+    rows: Sequence[msgspec.Struct] = venue_bars
+    if by == "asset":
+        rows = asset_bars(venue_bars, intervals, lateness_ns + horizon_ns)
+    for row in rows:
+        out.write(_json.encode(row) + b"\n")
     _report_late(late, aggregator.corrections)
+
+
+def asset_bars(venue_bars: Sequence[Bar], intervals: Sequence[str], horizon_ns: int) -> list[AssetBar]:
+    """Asset bars of final venue bars, by the asset stage's code, newest version of each window, in series
+    and time order."""
+    assets = AssetBarAggregator(intervals, horizon_ns)
+    for position, bar in enumerate(venue_bars):
+        assets.add(bar, position)
+    assets.flush()
+    newest: dict[tuple[str, str, str, int], AssetBar] = {}
+    for row in assets.drain():
+        newest[(row.asset, row.kind, row.interval, row.start_ns)] = row  # drains are in version order
+    return sorted(newest.values(), key=lambda r: (r.asset, r.kind, INTERVAL_NS[r.interval], r.start_ns))
+
+
+@main.command()
+@click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
+              type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
+@click.option("--lateness-ms", default=None, type=int,
+              help="Allowed lateness (default: the processor's setting). OBI bars are never corrected, so there "
+                   "is no --correction-horizon-ms: a late book event is applied at the newest time.")  # fmt: skip
+@click.option("--by", "by", type=click.Choice(["instrument", "asset"]), default="instrument", show_default=True,
+              help="instrument: OBI bars per venue-instrument; asset: cross-venue OBI per asset and kind over the "
+                   "bps bands, from those bars.")  # fmt: skip
+@_venue_option
+@_symbols_option
+@_captures_argument
+def obi(intervals: tuple[str, ...], lateness_ms: int | None, by: str, venue: str | None, symbols: str,
+        captures: tuple[Path, ...]) -> None:  # fmt: skip
+    """Print final order-book imbalance bars (ObiBar) of book captures as JSON lines, by the processor's code.
+
+    The book events (BookUpdate, BookGap) of the captures, merged by receive time, go through the
+    ObiAggregator in that order; each line is the newest version of a final bar. The time after an
+    instrument's last event is unknown, so its last bars are incomplete.
+    """
+    rows, late = _obi_rows(captures, venue, symbols, intervals, lateness_ms)
+    out = sys.stdout.buffer
+    printed: Sequence[msgspec.Struct] = rows if by == "instrument" else asset_obi_bars(rows, intervals)
+    for row in printed:
+        out.write(_json.encode(row) + b"\n")
+    if late:
+        click.echo(f"{late} book events were older than the watermark; applied to the book at the newest time, "
+                   "as the processor does", err=True)  # fmt: skip
+
+
+def asset_obi_bars(venue_rows: Sequence[ObiBar], intervals: Sequence[str]) -> list[AssetObiBar]:
+    """Cross-venue OBI of final venue OBI bars, by the asset stage's code, newest version of each window."""
+    assets = AssetObiAggregator(intervals, 0)
+    for position, row in enumerate(venue_rows):
+        assets.add(row, position)
+    assets.flush()
+    newest = {(r.asset, r.kind, r.interval, r.start_ns): r for r in assets.drain()}  # drains are in version order
+    return sorted(newest.values(), key=lambda r: (r.asset, r.kind, INTERVAL_NS[r.interval], r.start_ns))
+
+
+def _obi_rows(captures: tuple[Path, ...], venue: str | None, symbols: str, intervals: tuple[str, ...],
+              lateness_ms: int | None) -> tuple[list[ObiBar], int]:  # fmt: skip
+    """The venues' final OBI bars of the captures (newest version of each) and how many events were late."""
+    lateness_ns, _ = _windowing(lateness_ms, None)
+    try:
+        aggregator = ObiAggregator(intervals, lateness_ns)
+    except ValueError as exc:  # intervals that do not nest
+        raise click.BadParameter(str(exc), param_hint="--interval") from None
+    late = 0
+    books = (e for e in _events(captures, venue, symbols) if isinstance(e, BookUpdate | BookGap))
+    for position, event in enumerate(books):
+        late += not aggregator.add(event, position)
+    aggregator.flush()
+    return newest_versions(aggregator.drain()), late
 
 
 @main.command()
@@ -149,6 +232,43 @@ def footprint(intervals: tuple[str, ...], buckets: tuple[str, ...], levels: bool
             for level in sorted(by_bar[key], key=lambda x: x.price):
                 out.write(_json.encode(level) + b"\n")
     _report_late(late, aggregator.corrections)
+
+
+@main.command()
+@click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
+              type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
+@click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
+@_venue_option
+@_captures_argument
+@_horizon_option
+def derivs(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | None, venue: str | None,
+           captures: tuple[Path, ...]) -> None:  # fmt: skip
+    """Print final derivatives bars (DerivBar: funding, mark, index, basis, open-interest OHLC) of capture files
+    as JSON lines, computed from their DerivTicker events by the stream processor's code."""
+    from tapeline.domain.events import DerivTicker
+    from tapeline.flow.derivatives import DerivativesAggregator
+
+    lateness_ns, horizon_ns = _windowing(lateness_ms, horizon_ms)
+    aggregator = DerivativesAggregator(intervals, lateness_ns, horizon_ns)
+    late = untimed = 0
+    tickers = (e for e in _events(captures, venue) if isinstance(e, DerivTicker))
+    for position, ticker in enumerate(tickers):
+        if ticker.ts_ns is None:  # a line recorded without a receive time, of a message without a venue time
+            untimed += 1
+            continue
+        late += bool(aggregator.add(ticker, position))
+    aggregator.flush()
+    out = sys.stdout.buffer
+    for bar in newest_versions(aggregator.drain()):
+        out.write(_json.encode(bar) + b"\n")
+    if untimed:
+        click.echo(f"{untimed} tickers without a time (no venue time, no receive time) are left out", err=True)
+    if aggregator.corrections:
+        click.echo(f"{sum(aggregator.corrections.values())} late ticker-bar updates corrected final bars: "
+                   f"{dict(aggregator.corrections)}", err=True)  # fmt: skip
+    if late:
+        click.echo(f"{late} tickers arrived past the correction horizon and are left out "
+                   "(raise --lateness-ms or --correction-horizon-ms to include them)", err=True)  # fmt: skip
 
 
 def _windowing(lateness_ms: int | None, horizon_ms: int | None) -> tuple[int, int]:

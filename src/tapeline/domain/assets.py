@@ -42,6 +42,17 @@ def asset_of_instrument(instrument: str) -> AssetOf:
     return asset_of(instrument.split("-", 1)[0])
 
 
+# Quotes the cross-venue view counts as USD (docs/DOMAIN.md); instruments quoted in anything else (FUN-BTC) have
+# notionals in another currency and stay out of asset bars.
+USD_QUOTES = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD"})
+
+
+def usd_quoted(instrument: str) -> bool:
+    """Is the canonical instrument (BASE-QUOTE-KIND) quoted in a USD-like currency?"""
+    parts = instrument.split("-")
+    return len(parts) >= 2 and parts[1] in USD_QUOTES
+
+
 def market_kind(instrument: str) -> str:
     """`spot` or `perp` for the cross-venue view; dated futures count as perp (derivatives of the asset)."""
     return "spot" if instrument.endswith("-SPOT") else "perp"

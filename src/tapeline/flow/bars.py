@@ -27,8 +27,10 @@ from functools import partial
 import numpy as np
 
 from tapeline.domain.aggregates import Bar
+from tapeline.domain.assets import asset_of_instrument
 from tapeline.domain.events import Trade
 from tapeline.flow.columns import TradeColumns
+from tapeline.flow.oscillators import CMF_BARS, MFI_BARS, MoneyFlow
 from tapeline.flow.windows import ColumnarAggregator, Series
 
 BASE_DECIMALS = 10
@@ -136,6 +138,7 @@ class _Series(Series[_Acc]):
     """Bars of one (venue, instrument, interval), and the CVD at the end of its last final bar."""
 
     cvd_closed: float = 0.0
+    asset: str = ""
 
     def row(self, start: int, acc: _Acc, cvd: float, final: bool, version: int) -> Bar:
         # Sums of decimal quantities pick up binary noise (50.874000000000045). Rounding far below any
@@ -172,6 +175,7 @@ class _Series(Series[_Acc]):
             final=final,
             version=version,
             incomplete=acc.incomplete,
+            asset=self.asset,
         )
 
 
@@ -180,21 +184,31 @@ class BarAggregator(ColumnarAggregator[list[Bar], _Acc, _Series]):
 
     Feed trades with `add`, then call `drain` to collect the rows to persist: every bar that became
     final, and the current state of every open bar of a series that changed (their CVD runs on from
-    the earlier open bars, so all of them are written again).
+    the earlier open bars, so all of them are written again). Drained rows carry CMF and MFI
+    (flow/oscillators.py) of their series.
     """
 
-    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0) -> None:
+    def __init__(self, intervals: Iterable[str], allowed_lateness_ns: int = 0, correction_horizon_ns: int = 0,
+                 cmf_bars: int = CMF_BARS, mfi_bars: int = MFI_BARS) -> None:  # fmt: skip
         super().__init__(intervals, allowed_lateness_ns, correction_horizon_ns)
         self._final_rows: list[Bar] = []
+        self.money_flow = MoneyFlow(allowed_lateness_ns + correction_horizon_ns, cmf_bars, mfi_bars)
 
     def restore(self, rows: Iterable[Bar]) -> None:
         """Rebuild state from persisted rows (latest version per key): each series' open bars and its
         final bars, at least the last one and those within the correction horizon.
 
         After this, trades at positions the rows already include are skipped, so a consumer may
-        resume from any committed offset at or before the last persisted one.
+        resume from any committed offset at or before the last persisted one. Older final rows among
+        them (the stores gives a series' last ones) bring back the oscillators' history.
         """
-        for bar in sorted(rows, key=lambda b: (b.final is False, b.start_ns)):
+        rows = sorted(rows, key=lambda b: (b.final is False, b.start_ns))
+        by_series: dict[tuple[str, str, str], list[Bar]] = {}
+        for bar in rows:
+            by_series.setdefault((bar.venue, bar.instrument, bar.interval), []).append(bar)
+        for key, series_rows in by_series.items():
+            self.money_flow.restore(key, series_rows)
+        for bar in rows:
             series = self._restore_window(bar.venue, bar.instrument, bar.interval, bar.start_ns, bar.final,
                                           bar.version, bar.last_ts_ns, partial(_Acc.from_bar, bar))  # fmt: skip
             if series is not None and bar.final:
@@ -202,17 +216,17 @@ class BarAggregator(ColumnarAggregator[list[Bar], _Acc, _Series]):
         self._settle_restored()
 
     def drain(self) -> list[Bar]:
-        """Rows to persist since the last drain: newly final bars, then changed open bars."""
+        """Rows to persist since the last drain: newly final bars, then changed open bars; in that order they
+        set the oscillators (a corrected bar comes before the later bars it moves)."""
         rows = self._final_rows
         self._final_rows = []
         for series in self._dirty:
             rows.extend(self._open_rows(series))
         self._dirty.clear()
+        apply = self.money_flow.apply
+        for row in rows:
+            apply((row.venue, row.instrument, row.interval), row)
         return rows
-
-    def open_rows(self) -> Iterator[Bar]:
-        for series in self._all_series():
-            yield from self._open_rows(series)
 
     def _open_rows(self, series: _Series) -> Iterator[Bar]:
         cvd = series.cvd_closed
@@ -222,7 +236,7 @@ class BarAggregator(ColumnarAggregator[list[Bar], _Acc, _Series]):
             yield series.row(start, acc, cvd, final=False, version=series.version)
 
     def _new_series(self, venue: str, instrument: str, interval: str, width_ns: int) -> _Series:
-        return _Series(venue, instrument, interval, width_ns)
+        return _Series(venue, instrument, interval, width_ns, asset=asset_of_instrument(instrument).asset)
 
     def _open(self, series: _Series, trade: Trade) -> _Acc:
         return _Acc(trade)

@@ -16,6 +16,11 @@ Books (`BookState`, one per venue-instrument):
   mid of 10.0 at 50 bps) is not lost to binary rounding; a price tick is millions of times wider.
 * Quantities are summed exactly (integers of 1e-12 base units), so the band sums, kept incrementally,
   never drift from a fresh recomputation.
+* Band quantities (`BookState.bands`: bid and ask quantity within each band, the inputs of cross-venue OBI)
+  are defined when the band values can be: verified, not crossed, both sides non-empty. A band with no level
+  in it (10 bps inside a wider spread) is defined and 0 (its OBI is None). While crossed they are
+  undefined, like the OBI values: best bid >= best ask leaves no meaningful mid to centre the bands on, and
+  a venue's crossed moment is not a resting quantity it offers.
 
 Time (per venue-instrument; the conventions of flow/bars.py):
 
@@ -36,6 +41,11 @@ Time (per venue-instrument; the conventions of flow/bars.py):
   equals `verified_ns` except while the book was crossed or the band empty. last = the value at the bar
   end (None when unverified there); min / max = over values that held for more than 0 ns in the bar.
   `updates` = BookUpdate events applied to a verified book (snapshots included) in the bar.
+* Band quantities (`bps<b>_bid_mean`, `_ask_mean`, `_bid_last`, `_ask_last`): mean = integral of the
+  quantity over time / time the bands were defined (one time for all six: they share the mid), last = at
+  the bar end; None when never defined in the bar (at its end, for last). The integrals are exact
+  integers (quantity units x ns), so a bar's mean does not depend on how its time was split into events,
+  smaller bars or a restart, and the mean is the correctly rounded quotient.
 * A bar is emitted when it saw any book event or any verified time; a window that was entirely
   unverified and without events (a dead feed) is not emitted.
 * `close_idle` moves a quiet instrument's clock with its book state unchanged (a connected venue that
@@ -70,8 +80,10 @@ QTY_SCALE = 10**12  # quantities are summed as integers of 1e-12 base units: exa
 INF = float("inf")
 _NB = len(BANDS_BPS)
 STATS = ("mean", "last", "min", "max")
+BAND_STATS = ("bid_mean", "ask_mean", "bid_last", "ask_last")  # band quantities (base units), per band
 _N = len(MEASURES)
 NONE7: tuple[None, ...] = (None,) * _N
+_NO_BANDS: tuple[int, ...] = (0,) * (2 * _NB)
 
 
 # ------------------------------------------------------------------------------------------------- book
@@ -98,8 +110,8 @@ class BookState:
     a band that empties sums to exactly 0. `values` holds the 7 OBI values (MEASURES order).
     """
 
-    __slots__ = ("ask_edge", "ask_keys", "ask_qty", "ask_sum", "bid_edge", "bid_keys", "bid_qty", "bid_sum", "values",
-                 "verified")  # fmt: skip
+    __slots__ = ("ask_edge", "ask_keys", "ask_qty", "ask_sum", "bands", "bid_edge", "bid_keys", "bid_qty", "bid_sum",
+                 "values", "verified")  # fmt: skip
     bid_qty: dict[float, int]  # price -> quantity units
     ask_qty: dict[float, int]  # -price -> quantity units
     bid_keys: list[float]  # ascending, best bid last
@@ -110,6 +122,7 @@ class BookState:
     ask_sum: list[int]
     verified: bool
     values: tuple[float | None, ...]  # the 7 OBI values, MEASURES order
+    bands: tuple[int, ...] | None  # bid then ask quantity units per band (BANDS_BPS order); None: undefined
 
     def __init__(self) -> None:
         self.invalidate()
@@ -145,6 +158,7 @@ class BookState:
         self.ask_sum = [0] * _NB
         self.verified = False
         self.values = NONE7
+        self.bands = None
 
     def best_bid(self) -> float | None:
         return self.bid_keys[-1] if self.bid_keys else None
@@ -162,8 +176,10 @@ class BookState:
         return [(-k, self.ask_qty[k] / QTY_SCALE) for k in reversed(self.ask_keys[-n:])]
 
     def _refresh(self) -> tuple[float | None, ...]:
+        """The 7 values of the current book; also sets `bands`."""
         bk, ak = self.bid_keys, self.ask_keys
         if bk and ak and bk[-1] >= -ak[-1]:
+            self.bands = None
             return NONE7  # crossed; the band edges wait for an uncrossed book
         bg, ag = self.bid_qty.__getitem__, self.ask_qty.__getitem__
         # top N, nested: each sum extends the previous one (negative slices clamp on short books)
@@ -177,11 +193,14 @@ class BookState:
         a20 = a10 + sum(map(ag, ak[-20:-10]))
         top = (_imbalance(b1, a1), _imbalance(b5, a5), _imbalance(b10, a10), _imbalance(b20, a20))
         if not (bk and ak):
+            self.bands = None
             return (*top, None, None, None)  # no mid
         mid = (bk[-1] - ak[-1]) / 2
-        _move_edges(bk, bg, self.bid_edge, self.bid_sum, _bid_band_start(bk, mid))
-        _move_edges(ak, ag, self.ask_edge, self.ask_sum, _ask_band_start(ak, mid))
-        return (*top, *map(_imbalance, self.bid_sum, self.ask_sum))
+        bid_sum, ask_sum = self.bid_sum, self.ask_sum
+        _move_edges(bk, bg, self.bid_edge, bid_sum, _bid_band_start(bk, mid))
+        _move_edges(ak, ag, self.ask_edge, ask_sum, _ask_band_start(ak, mid))
+        self.bands = (*bid_sum, *ask_sum)  # a copy: the sums change in place
+        return (*top, *map(_imbalance, bid_sum, ask_sum))
 
 
 def _apply_side(
@@ -263,10 +282,13 @@ def _ask_band_start(keys: list[float], mid: float) -> tuple[int, ...]:
 
 
 class _Acc:
-    """Running state of one bar: per measure the time integral, defined time, min, max; the value at the end."""
+    """Running state of one bar: per measure the time integral, defined time, min, max; the value at the end.
 
-    __slots__ = ("covered", "cursor", "events", "incomplete", "integral", "last", "maxs", "mins", "start",
-                 "updates", "verified_ns")  # fmt: skip
+    And the band quantities' exact integrals (quantity units x ns), the time they were defined, their end value.
+    """
+
+    __slots__ = ("band_integral", "band_last", "band_ns", "covered", "cursor", "events", "incomplete", "integral",
+                 "last", "maxs", "mins", "start", "updates", "verified_ns")  # fmt: skip
 
     def __init__(self, start: int) -> None:
         self.start = start
@@ -280,15 +302,24 @@ class _Acc:
         self.incomplete = False
         self.updates = 0
         self.events = 0  # book events of any kind (gaps and ignored deltas too): the bar is worth a row
+        self.band_integral = _NO_BANDS  # per band quantity (BookState.bands order): sum of quantity x ns, exact
+        self.band_ns = 0  # time the bands were defined
+        self.band_last: tuple[int, ...] | None = None
 
-    def span(self, dt: int, values: tuple[float | None, ...], verified: bool) -> None:
-        """`values` held for `dt` ns."""
+    def span(self, dt: int, values: tuple[float | None, ...], verified: bool, bands: tuple[int, ...] | None) -> None:
+        """`values` and `bands` held for `dt` ns."""
         if dt <= 0:
             return
         if not verified:
             self.incomplete = True
             return
         self.verified_ns += dt
+        if bands is not None:  # implies values defined: uncrossed, both sides non-empty
+            self.band_ns += dt
+            b10, b25, b50, a10, a25, a50 = bands  # unrolled: ~2.5x faster than a loop (integers, exact)
+            i0, i1, i2, i3, i4, i5 = self.band_integral
+            self.band_integral = (i0 + b10 * dt, i1 + b25 * dt, i2 + b50 * dt, i3 + a10 * dt, i4 + a25 * dt,
+                                  i5 + a50 * dt)  # fmt: skip
         if values is NONE7:
             return
         integral, covered, mins, maxs = self.integral, self.covered, self.mins, self.maxs
@@ -319,7 +350,11 @@ class _Acc:
                     self.mins[i] = lo
                 if hi is not None and (mine_hi is None or hi > mine_hi):
                     self.maxs[i] = hi
+        if other.band_ns:
+            self.band_ns += other.band_ns
+            self.band_integral = tuple([a + b for a, b in zip(self.band_integral, other.band_integral, strict=True)])
         self.last = other.last
+        self.band_last = other.band_last
         self.verified_ns += other.verified_ns
         self.incomplete = self.incomplete or other.incomplete
         self.updates += other.updates
@@ -446,7 +481,11 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
             if inst.integrated is None or inst.max_ts is None:
                 continue
             inst.book.invalidate()
-            target = max(s.acc.start + s.width_ns for s in inst.series if s.acc is not None)
+            # the end of the largest bar holding the open smallest one: a larger bar may not be open yet (it
+            # opens when its first smallest bar closes, e.g. an instrument whose events all lie in one second)
+            base = inst.series[0].acc
+            assert base is not None  # the smallest interval always has an open bar once started
+            target = max(base.start - base.start % s.width_ns + s.width_ns for s in inst.series)
             self._advance(inst, target)
             inst.max_ts = max(inst.max_ts, target + self.lateness_ns)
             self._finalize(inst, target, inst.version)
@@ -506,19 +545,20 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
     def _advance(self, inst: _Instrument, t: int) -> bool:
         """Integrate the held book state from the clock to `t`; True when a bar was completed."""
         book = inst.book
-        values, verified = book.values, book.verified
+        values, verified, bands = book.values, book.verified, book.bands
         base = inst.series[0]
         width = base.width_ns
         acc, clock = base.acc, inst.integrated
         assert acc is not None and clock is not None  # called on started instruments only
         end = acc.start + width
         if t < end:
-            acc.span(t - clock, values, verified)
+            acc.span(t - clock, values, verified, bands)
             inst.integrated = t
             return False
         while True:
-            acc.span(end - clock, values, verified)
+            acc.span(end - clock, values, verified, bands)
             acc.last = values
+            acc.band_last = bands
             self._close_base(inst, acc, end)
             clock = end
             if not verified and t - clock >= width:  # whole unverified bars without events: nothing to emit
@@ -527,7 +567,7 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
             acc = base.acc = _Acc(clock)
             end = clock + width
             if t < end:
-                acc.span(t - clock, values, verified)
+                acc.span(t - clock, values, verified, bands)
                 inst.integrated = t
                 return True
 
@@ -557,6 +597,7 @@ class ObiAggregator(FlowAggregator[BookUpdate | BookGap, list[ObiBar]]):
         if acc.cursor != acc.start + series.width_ns:  # its tail was skipped: unverified
             acc.incomplete = True
             acc.last = NONE7
+            acc.band_last = None
         series.pending.append(acc)
         series.acc = None
 
@@ -584,11 +625,22 @@ def _row(inst: _Instrument, interval: str, acc: _Acc, version: int) -> ObiBar:
     for i in range(_N):
         covered = acc.covered[i]
         stats += (acc.integral[i] / covered if covered else None, acc.last[i], acc.mins[i], acc.maxs[i])
+    band_stats: list[float | None] = []
+    integral, last, units_ns = acc.band_integral, acc.band_last, acc.band_ns * QTY_SCALE
+    for k in range(_NB):  # int / int: the correctly rounded quotient of the exact integral
+        bid, ask = (integral[k] / units_ns, integral[_NB + k] / units_ns) if units_ns else (None, None)
+        bid_last, ask_last = (last[k] / QTY_SCALE, last[_NB + k] / QTY_SCALE) if last is not None else (None, None)
+        band_stats += (bid, ask, bid_last, ask_last)
     return ObiBar(inst.venue, inst.instrument, interval, acc.start, **dict(zip(stat_fields(), stats, strict=True)),
                   verified_ns=acc.verified_ns, incomplete=acc.incomplete, updates=acc.updates, final=True,
-                  version=version)  # fmt: skip
+                  version=version, **dict(zip(band_fields(), band_stats, strict=True)))  # fmt: skip
 
 
 def stat_fields() -> Sequence[str]:
     """The measure columns of ObiBar in order: top1_mean, top1_last, top1_min, top1_max, top5_mean, ..."""
     return [f"{m}_{s}" for m in MEASURES for s in STATS]
+
+
+def band_fields() -> Sequence[str]:
+    """The band quantity columns of ObiBar (v2) in order: bps10_bid_mean, bps10_ask_mean, bps10_bid_last, ..."""
+    return [f"bps{b}_{s}" for b in BANDS_BPS for s in BAND_STATS]

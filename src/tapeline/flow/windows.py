@@ -185,6 +185,7 @@ class WindowedAggregator(FlowAggregator[TE, R], Generic[TE, R, A, SeriesT]):
         self._by_instrument: dict[InstKey, list[SeriesT]] = {}
         self._dirty: set[SeriesT] = set()
         self._gaps: dict[InstKey, list[tuple[int, int]]] = {}  # recent trade gaps (from, to) per instrument
+        self._moved: dict[InstKey, int] = {}  # watermarks that moved since `drain_watermarks`
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
@@ -263,8 +264,15 @@ class WindowedAggregator(FlowAggregator[TE, R], Generic[TE, R, A, SeriesT]):
             series.version = position
             self._dirty.add(series)
         if clock.advance(ts):
+            self._moved[inst_key] = ts - self.lateness_ns
             self._advance(series_list, ts - self.lateness_ns, position)
         return late
+
+    def drain_watermarks(self) -> dict[InstKey, int]:
+        """Instruments whose watermark moved since the last call, with it: their windows ending at or before it
+        are final (by their clock, or by an idle close)."""
+        moved, self._moved = self._moved, {}
+        return moved
 
     def add_gap(self, gap: TradeGap, position: int) -> None:
         """Flag the windows overlapping [gap.from_ns, gap.to_ns] incomplete, now and when they open later."""
@@ -310,6 +318,8 @@ class WindowedAggregator(FlowAggregator[TE, R], Generic[TE, R, A, SeriesT]):
         """Finalize the windows idle instruments' clocks have passed (see `_idle`)."""
         for inst_key, watermark in self._idle(now_ns, idle_ns):
             series_list = self._by_instrument[inst_key]
+            if self._moved.get(inst_key, -math.inf) < watermark:
+                self._moved[inst_key] = watermark
             version = max(s.version for s in series_list)
             for series in series_list:
                 self._close_series(series, watermark, version)
@@ -467,6 +477,7 @@ class ColumnarAggregator(WindowedAggregator[Trade, R, CA, SeriesT]):
         if not clock.advance(int(newest[-1])):
             return  # the clock did not move
         after = newest - self.lateness_ns  # the watermark after each trade
+        self._moved[inst_key] = int(after[-1])
         moved = 0 if max_ts is None else int(np.argmax(newest > max_ts))  # windows close when the clock moves
 
         def version_at(window_end: int) -> int:

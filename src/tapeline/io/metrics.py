@@ -47,3 +47,21 @@ WRITE_WAIT_SECONDS = Histogram(
 )
 SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])
 RPC_REQUESTS = Counter("tapeline_rpc_requests_total", "gRPC requests", ["method", "code"])
+ASSET_INPUTS = Counter("tapeline_asset_inputs_total", "By-asset topic records applied by the asset stage", ["type"])
+ASSET_LATE_ROWS = Counter(
+    "tapeline_asset_late_rows_total", "Venue rows for asset windows already past the horizon (dead-lettered)", ["table"]
+)
+ASSET_ROWS_WRITTEN = Counter(
+    "tapeline_asset_rows_written_total", "Asset stage rows written to ClickHouse", ["table", "final"]
+)
+ASSET_FINAL_LAG_SECONDS = Histogram(
+    "tapeline_asset_final_lag_seconds", "Wall clock when an asset window's final row is written minus the time the "
+    "by-asset record that completed it was published (the venue bar's or watermark's write)", ["table"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)  # fmt: skip
+ASSET_WRITE_SECONDS = Histogram(
+    "tapeline_asset_write_seconds", "Asset stage batch write: asset rows to ClickHouse, final ones to Kafka"
+)
+ASSET_WRITE_WAIT_SECONDS = Histogram(
+    "tapeline_asset_write_wait_seconds", "Time an asset stage write waited for the previous one"
+)

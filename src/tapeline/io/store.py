@@ -21,10 +21,22 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tapeline.config import ClickHouseSettings
-from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, LiquidationBar, ObiBar
+from tapeline.domain.aggregates import (
+    AssetBar,
+    AssetMetric,
+    AssetObiBar,
+    Bar,
+    DerivBar,
+    FootprintBar,
+    FootprintLevel,
+    LiquidationBar,
+    ObiBar,
+)
+from tapeline.domain.assets import asset_of_instrument
 from tapeline.domain.errors import StoreError
-from tapeline.domain.events import Trade, TradeGap
+from tapeline.domain.events import DerivTicker, Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
+from tapeline.flow.oscillators import CMF_BARS, MFI_BARS
 from tapeline.paths import schemas_dir
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,11 @@ BAR_COLUMNS = list(Bar.__struct_fields__)
 FOOTPRINT_BAR_COLUMNS = list(FootprintBar.__struct_fields__)
 OBI_COLUMNS = list(ObiBar.__struct_fields__)
 LIQUIDATION_COLUMNS = list(LiquidationBar.__struct_fields__)
+DERIV_BAR_COLUMNS = list(DerivBar.__struct_fields__)
+DERIV_TICKER_COLUMNS = list(DerivTicker.__struct_fields__)
+ASSET_BAR_COLUMNS = list(AssetBar.__struct_fields__)
+ASSET_OBI_COLUMNS = list(AssetObiBar.__struct_fields__)
+ASSET_METRIC_COLUMNS = list(AssetMetric.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
@@ -40,6 +57,7 @@ FOOTPRINT_COLUMNS = FOOTPRINT_BAR_COLUMNS + [f"level_{name}" for name in LEVEL_F
 TRADE_GAP_COLUMNS = list(TradeGap.__struct_fields__)
 TRADE_COLUMNS = ["venue", "instrument", "symbol", "ts_ns", "recv_ts_ns", "price", "qty_base", "notional_quote",
                  "side", "trade_id"]  # fmt: skip
+OSCILLATOR_HISTORY = max(CMF_BARS, MFI_BARS + 1)  # final bars per series a restart needs for CMF/MFI
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -189,13 +207,18 @@ class BarStore:
                   "to_ns": to_ns, "limit": limit}  # fmt: skip
         return self._rows(table, sql, params)
 
-    def resume_state(self, horizon_ns: int = 0) -> list[Bar]:
+    def resume_state(self, horizon_ns: int = 0, history_bars: int = OSCILLATOR_HISTORY) -> list[Bar]:
         """What the processor needs after a restart: every open bar and each series' final bars from the
-        last one back to the correction horizon (see `_resume_sql`)."""
-        return [Bar(*row) for row in self._rows("bars", self._resume_sql("bars", BAR_COLUMNS, horizon_ns))]
+        last one back to the correction horizon, and at least its last `history_bars` (the money-flow
+        oscillators run over them; see `_resume_sql`)."""
+        sql = self._resume_sql("bars", BAR_COLUMNS, horizon_ns, history_bars)
+        return [Bar(*row) for row in self._rows("bars", sql)]
 
-    def _resume_sql(self, table: str, columns: list[str], horizon_ns: int) -> str:
-        """Open rows, and final rows starting at most `horizon_ns` + one interval before their series' last.
+    def _resume_sql(self, table: str, columns: list[str], horizon_ns: int, keep_last: int = 0,
+                    series: str = "venue, instrument, interval", where: str = "true",
+                    open_rows: bool = True) -> str:  # fmt: skip
+        """Open rows (if `open_rows`), and final rows starting at most `horizon_ns` + one interval before their
+        series' last, or among its last `keep_last`; only rows matching `where`.
 
         That is every final window the aggregator may still correct (it prunes the rest itself): those
         ending after watermark - horizon, where the watermark is at or past the last final window's end.
@@ -203,12 +226,82 @@ class BarStore:
         select = ", ".join(columns)
         names = list(INTERVAL_NS)
         widths = [INTERVAL_NS[name] for name in names]
-        return (
-            f"SELECT {select} FROM {self.database}.{table} FINAL WHERE NOT final UNION ALL "
-            f"SELECT {select} FROM (SELECT *, max(start_ns) OVER (PARTITION BY venue, instrument, interval) AS last "
-            f"FROM {self.database}.{table} FINAL WHERE final) "
-            f"WHERE start_ns >= last - {int(horizon_ns)} - transform(interval, {names}, {widths}, 0)"
+        by = f"PARTITION BY {series}"
+        finals = (
+            f"SELECT {select} FROM (SELECT *, max(start_ns) OVER ({by}) AS last, "
+            f"row_number() OVER ({by} ORDER BY start_ns DESC) AS rank "
+            f"FROM {self.database}.{table} FINAL WHERE final AND ({where})) "
+            f"WHERE start_ns >= last - {int(horizon_ns)} - transform(interval, {names}, {widths}, 0) "
+            f"OR rank <= {int(keep_last)}"
         )
+        if not open_rows:
+            return finals
+        return f"SELECT {select} FROM {self.database}.{table} FINAL WHERE NOT final AND ({where}) UNION ALL {finals}"
+
+    # -- asset bars, cross-venue OBI, asset metrics --------------------------------------------------------
+
+    def insert_asset_bars(self, rows: Sequence[AssetBar]) -> None:
+        self._insert_structs("asset_bars", ASSET_BAR_COLUMNS, rows)
+
+    def insert_asset_obi(self, rows: Sequence[AssetObiBar]) -> None:
+        self._insert_structs("asset_obi_bars", ASSET_OBI_COLUMNS, rows)
+
+    def insert_asset_metrics(self, rows: Sequence[AssetMetric]) -> None:
+        self._insert_structs("asset_metrics", ASSET_METRIC_COLUMNS, rows)
+
+    def resume_asset(self, asset: str, horizon_ns: int) -> tuple[list[AssetBar], list[Bar]]:
+        """What the asset stage needs to continue one asset after a restart: its stored asset bars (open ones,
+        those within the horizon and each series' last `OSCILLATOR_HISTORY`) and the final venue bars of the
+        windows it may still revise: from its last final window (the slowest kind's) back by the horizon, and
+        every later one (the bar stage may be ahead of it). Nothing stored for the asset: nothing to resume."""
+        params = {"asset": asset}
+        asset_sql = self._resume_sql("asset_bars", ASSET_BAR_COLUMNS, horizon_ns, OSCILLATOR_HISTORY,
+                                     "asset, kind, interval", "asset = {asset:String}")  # fmt: skip
+        asset_rows = [AssetBar(*row) for row in self._rows("asset_bars", asset_sql, params)]
+        venue_sql = self._revisable_sql("bars", BAR_COLUMNS, "asset_bars", horizon_ns, "b.asset = {asset:String}")
+        return asset_rows, [Bar(*row) for row in self._rows("bars", venue_sql, params)]
+
+    def _revisable_sql(self, table: str, columns: list[str], asset_table: str, horizon_ns: int, where: str) -> str:
+        """Final rows of `table` (alias b) matching `where`, in the windows an asset series may still revise."""
+        names, widths = list(INTERVAL_NS), list(INTERVAL_NS.values())
+        return (
+            f"SELECT {', '.join('b.' + c for c in columns)} FROM {self.database}.{table} AS b FINAL "
+            f"INNER JOIN (SELECT interval, min(last) AS last FROM (SELECT kind, interval, max(start_ns) AS last "
+            f"FROM {self.database}.{asset_table} FINAL WHERE asset = {{asset:String}} AND final "
+            f"GROUP BY kind, interval) GROUP BY interval) AS cut ON b.interval = cut.interval "
+            f"WHERE b.final AND ({where}) "
+            f"AND b.start_ns >= cut.last - {int(horizon_ns)} - transform(b.interval, {names}, {widths}, 0)"
+        )
+
+    def resume_asset_obi(
+        self, asset: str, instruments: Sequence[str], horizon_ns: int
+    ) -> tuple[list[AssetObiBar], list[ObiBar]]:
+        """As `resume_asset`, for cross-venue OBI: stored rows, and the final OBI bars of the asset's
+        `instruments` (OBI bars carry no asset) in the windows it may still revise."""
+        params = {"asset": asset, "instruments": list(instruments)}
+        asset_sql = self._resume_sql("asset_obi_bars", ASSET_OBI_COLUMNS, horizon_ns, 1, "asset, kind, interval",
+                                     "asset = {asset:String}")  # fmt: skip
+        venue_sql = self._revisable_sql("obi_bars", OBI_COLUMNS, "asset_obi_bars", horizon_ns,
+                                        "has({instruments:Array(String)}, b.instrument)")  # fmt: skip
+        asset_rows = [AssetObiBar(*row) for row in self._rows("asset_obi_bars", asset_sql, params)]
+        return asset_rows, [ObiBar(*row) for row in self._rows("obi_bars", venue_sql, params)]
+
+    def obi_instruments(self, asset: str) -> set[str]:
+        """Instruments with OBI bars whose asset is `asset` (OBI rows carry no asset column)."""
+        rows = self._rows("obi_bars", f"SELECT DISTINCT instrument FROM {self.database}.obi_bars")
+        return {row[0] for row in rows if asset_of_instrument(row[0]).asset == asset}
+
+    def get_asset_bars(self, asset: str, kind: str, interval: str, from_ns: int, to_ns: int,
+                       limit: int) -> list[AssetBar]:  # fmt: skip
+        """Asset bars with from_ns <= start_ns < to_ns, oldest first, at most `limit`."""
+        sql = (
+            f"SELECT {', '.join(ASSET_BAR_COLUMNS)} FROM {self.database}.asset_bars FINAL "
+            "WHERE asset = {asset:String} AND kind = {kind:String} AND interval = {interval:String} "
+            "AND start_ns >= {from_ns:Int64} AND start_ns < {to_ns:Int64} ORDER BY start_ns LIMIT {limit:UInt64}"
+        )
+        params = {"asset": asset, "kind": kind, "interval": interval, "from_ns": from_ns, "to_ns": to_ns,
+                  "limit": limit}  # fmt: skip
+        return [AssetBar(*row) for row in self._rows("asset_bars", sql, params)]
 
     # -- footprints ------------------------------------------------------------------------------------
 
@@ -279,6 +372,27 @@ class BarStore:
         """Open liquidation bars and final ones back to the correction horizon (at least each series' last)."""
         sql = self._resume_sql("liquidation_bars", LIQUIDATION_COLUMNS, horizon_ns)
         return [LiquidationBar(*row) for row in self._rows("liquidation_bars", sql)]
+
+    def insert_deriv_bars(self, rows: Sequence[DerivBar]) -> None:
+        self._insert_structs("deriv_bars", DERIV_BAR_COLUMNS, rows)
+
+    def insert_deriv_tickers(self, tickers: Sequence[DerivTicker]) -> None:
+        self._insert_structs("deriv_tickers", DERIV_TICKER_COLUMNS, tickers)
+
+    def resume_derivs(self, horizon_ns: int = 0) -> list[DerivBar]:
+        """Open derivatives bars and final ones back to the correction horizon (at least each series' last), and
+        the final bar before those: a derivatives bar carries values over from the one before it, so correcting
+        the oldest correctable bar needs its predecessor."""
+        sql = self._resume_sql("deriv_bars", DERIV_BAR_COLUMNS, horizon_ns)
+        names = list(INTERVAL_NS)
+        widths = [INTERVAL_NS[name] for name in names]
+        before = (
+            f"SELECT {', '.join(DERIV_BAR_COLUMNS)} FROM (SELECT *, max(start_ns) OVER "
+            f"(PARTITION BY venue, instrument, interval) AS last FROM {self.database}.deriv_bars FINAL WHERE final) "
+            f"WHERE start_ns < last - {int(horizon_ns)} - transform(interval, {names}, {widths}, 0) "
+            "ORDER BY start_ns DESC LIMIT 1 BY venue, instrument, interval"
+        )
+        return [DerivBar(*row) for query in (sql, before) for row in self._rows("deriv_bars", query)]
 
     def instruments(self) -> list[tuple[str, str, str]]:
         """(venue, instrument, interval) that have bars."""

@@ -15,8 +15,9 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import faust
 import msgspec
@@ -24,7 +25,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel
+from tapeline.domain.aggregates import Bar, BarWatermark, FootprintBar, FootprintLevel, ObiBar
+from tapeline.domain.assets import asset_of_instrument
 from tapeline.domain.errors import SchemaError
 from tapeline.domain.events import BookGap, BookUpdate, Liquidation, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
@@ -43,19 +45,18 @@ from tapeline.io.metrics import (
     FINAL_BAR_LAG_SECONDS,
     LATE_TRADES,
     TRADES_AGGREGATED,
-    WRITE_SECONDS,
-    WRITE_WAIT_SECONDS,
 )
 from tapeline.io.store import BarStore
 from tapeline.paths import run_dir
+from tapeline.runtime.asset_stage import AssetPipeline
 from tapeline.runtime.observability import Heartbeat
+from tapeline.runtime.ordered_writes import OrderedWrites
 
 log = logging.getLogger(__name__)
 
 FootprintRows = tuple[list[FootprintLevel], list[FootprintBar]]
 E = TypeVar("E")  # a side topic's events
 R = TypeVar("R")  # what its aggregator drains
-P = ParamSpec("P")
 BOOK_EVENTS: dict[str, type[msgspec.Struct]] = {"book": BookUpdate, "book_gap": BookGap}
 HEARTBEAT_LIMIT_S = 30.0  # the idle timer runs every second; this long without it, the worker is stuck
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
@@ -75,30 +76,6 @@ class TradeRun:
 
     def columns(self) -> TradeColumns:
         return TradeColumns.of_lists(self.lists, self.positions)
-
-
-class OrderedWrites:
-    """Blocking writes run off the event loop one at a time, in the order submitted.
-
-    `submit` returns once the previous write is done and this one has started, with this one's future:
-    the caller works on its next batch while the write runs. A failed write raises from the next submit.
-    """
-
-    def __init__(self) -> None:
-        self._last: asyncio.Future[None] | None = None
-
-    async def submit(self, write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[None]:
-        if self._last is not None:
-            with WRITE_WAIT_SECONDS.time():
-                await self._last
-        self._last = asyncio.get_running_loop().run_in_executor(None, functools.partial(_timed_write, write, *args,
-                                                                                          **kwargs))  # fmt: skip
-        return self._last
-
-
-def _timed_write(write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
-    with WRITE_SECONDS.time():
-        write(*args, **kwargs)
 
 
 class SideTopicPipeline(Generic[E, R]):
@@ -174,7 +151,7 @@ class BarPipeline:
         self.liquidation_bars = LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns)
         self.side_topics: dict[str, SideTopicPipeline[Any, Any]] = {
             settings.topics.books: SideTopicPipeline(
-                "book", self.obi, BOOK_EVENTS, store.insert_obi, settings, self.dead_letters, self.codec,
+                "book", self.obi, BOOK_EVENTS, self._write_obi, settings, self.dead_letters, self.codec,
             ),
             settings.topics.liquidations: SideTopicPipeline(
                 "liquidation", self.liquidation_bars, {"liquidation": Liquidation}, store.insert_liquidation_bars,
@@ -184,7 +161,6 @@ class BarPipeline:
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
         self._writes = OrderedWrites()  # batch N+1's rows must not land before batch N's (versions, restarts)
-        self.heartbeat = Heartbeat("processor timer", HEARTBEAT_LIMIT_S)  # beats every second in the Faust app
 
     def restore(self) -> int:
         rows = self.store.resume_state(self.horizon_ns)
@@ -274,8 +250,9 @@ class BarPipeline:
                 LATE_TRADES.labels(interval, "corrected").inc(corrected)
             self.aggregator.corrections.clear()
             rows, footprints = self.aggregator.drain(), self.footprints.drain()
+            watermarks = self.aggregator.drain_watermarks()
             BATCH_SECONDS.observe(time.perf_counter() - started)
-            written = await self._writes.submit(self._write, columns, rows, footprints, newest_ns, gaps)
+            written = await self._writes.submit(self._write, columns, rows, footprints, watermarks, newest_ns, gaps)
         TRADES_AGGREGATED.inc(count)
         BATCH_TRADES.observe(count)
         if count:
@@ -291,10 +268,12 @@ class BarPipeline:
             self.aggregator.close_idle(now_ns, idle_ns)
             self.footprints.close_idle(now_ns, idle_ns)
             rows, footprints = self.aggregator.drain(), self.footprints.drain()
-            if rows or footprints[1]:
-                await (await self._writes.submit(self._write, {}, rows, footprints))
+            watermarks = self.aggregator.drain_watermarks()
+            if rows or footprints[1] or watermarks:
+                await (await self._writes.submit(self._write, {}, rows, footprints, watermarks))
 
-    def _write(self, trades: dict[str, list[Any]], rows: list[Bar], footprints: FootprintRows, newest_ns: int = 0,
+    def _write(self, trades: dict[str, list[Any]], rows: list[Bar], footprints: FootprintRows,
+               watermarks: dict[tuple[str, str], int], newest_ns: int = 0,
                gaps: Sequence[TradeGap] = ()) -> None:  # fmt: skip
         if self.settings.processor.write_trades:
             self.store.insert_trade_columns(trades)
@@ -305,9 +284,17 @@ class BarPipeline:
         final = [r for r in rows if r.final]
         BAR_ROWS_WRITTEN.labels("true").inc(len(final))
         BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))
+        topics = self.settings.topics
         for bar in final:
-            key = f"{bar.venue}|{bar.instrument}".encode()
-            produce(self.producer, self.settings.topics.bars, self.codec.encode_event(bar), key)
+            frame = self.codec.encode_event(bar)
+            produce(self.producer, topics.bars, frame, f"{bar.venue}|{bar.instrument}".encode())
+            produce(self.producer, topics.by_asset, frame, bar.asset.encode())
+        # after the bars they finalize, on the same partition: the asset stage learns which windows an
+        # instrument passed without a trade
+        for (venue, instrument), watermark_ns in watermarks.items():
+            asset = asset_of_instrument(instrument).asset
+            mark = BarWatermark(venue, instrument, asset, watermark_ns)
+            produce(self.producer, topics.by_asset, self.codec.encode_event(mark), asset.encode())
         self.producer.flush()  # final bars and dead letters are durable before the batch is acked
         now_ns = time.time_ns()
         if newest_ns:
@@ -316,6 +303,15 @@ class BarPipeline:
             FINAL_BAR_LAG_SECONDS.labels(bar.interval).observe(
                 (now_ns - bar.start_ns - INTERVAL_NS[bar.interval]) / 1e9
             )
+
+    def _write_obi(self, rows: list[ObiBar]) -> None:
+        """OBI bars to ClickHouse, then the final ones (all a drain gives) to the asset stage."""
+        self.store.insert_obi(rows)
+        for row in rows:
+            if row.final:
+                asset = asset_of_instrument(row.instrument).asset
+                produce(self.producer, self.settings.topics.by_asset, self.codec.encode_event(row), asset.encode())
+        self.producer.flush()
 
 
 def bound_fetch_wait(max_wait_ms: int) -> None:
@@ -339,7 +335,7 @@ def bound_fetch_wait(max_wait_ms: int) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create_bounded  # type: ignore[method-assign, assignment]
 
 
-def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
+def build_app(settings: Settings, stages: Stages) -> faust.App:
     bound_fetch_wait(settings.processor.fetch_max_wait_ms)
     datadir = run_dir() / "faust" / settings.processor.app_id  # Faust's own files, not in the working directory
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
@@ -362,42 +358,57 @@ def build_app(settings: Settings, pipeline: BarPipeline) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.processor.batch_max),
     )
     # One agent per topic, each consuming in batches: Faust's cost is per message, the work per batch.
-    targets: dict[str, BarPipeline | SideTopicPipeline[Any, Any]] = {
-        settings.topics.trades: pipeline,
-        **pipeline.side_topics,
-    }
+    targets: dict[str, BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline] = {}
+    if stages.bars is not None:
+        targets[settings.topics.trades] = stages.bars
+        targets.update(stages.bars.side_topics)
+    if stages.assets is not None:
+        targets[settings.topics.by_asset] = stages.assets
     for topic_name, target in targets.items():
-
-        async def consume(
-            stream: faust.StreamT[bytes], target: BarPipeline | SideTopicPipeline[Any, Any] = target
-        ) -> None:
-            batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
-            acks: set[asyncio.Task[None]] = set()  # held until done
-            # Agents get a faust.Stream, which has noack_take (StreamT does not); it yields events, not values.
-            batches: AsyncIterator[Sequence[faust.EventT[bytes]]] = stream.noack_take(  # type: ignore[attr-defined]
-                batch_max, within=within
-            )
-            async for events in batches:
-                frames = [
-                    (e.value, e.message.offset, f"{e.message.topic}/{e.message.partition}@{e.message.offset}")
-                    for e in events
-                ]
-                written = await target.process(frames)
-                ack = asyncio.ensure_future(_ack_when_written(stream, written, events))
-                acks.add(ack)
-                ack.add_done_callback(acks.discard)
-
         topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
-        app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(consume)
+        app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(_consumer(settings, target))
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's App.timer is @no_type_check
     async def close_idle_bars() -> None:
-        pipeline.heartbeat.beat()
-        await pipeline.close_idle()
-        for side in pipeline.side_topics.values():
-            await side.close_idle()
+        stages.heartbeat.beat()
+        if stages.bars is not None:
+            await stages.bars.close_idle()
+            for side in stages.bars.side_topics.values():
+                await side.close_idle()
+        if stages.assets is not None:
+            await stages.assets.settle()
 
     return app
+
+
+def _consumer(
+    settings: Settings, target: BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline
+) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
+    """The agent of one topic: batches of events -> `target.process` -> acks once the batch is durable."""
+
+    async def consume(stream: faust.StreamT[bytes]) -> None:
+        batch_max, within = settings.processor.batch_max, settings.processor.batch_within_s
+        acks: set[asyncio.Task[None]] = set()  # held until done
+        # Agents get a faust.Stream, which has noack_take (StreamT does not); it yields events, not values.
+        batches: AsyncIterator[Sequence[faust.EventT[bytes]]] = stream.noack_take(  # type: ignore[attr-defined]
+            batch_max, within=within
+        )
+        async for events in batches:
+            contexts = [f"{e.message.topic}/{e.message.partition}@{e.message.offset}" for e in events]
+            if isinstance(target, AssetPipeline):  # it also times asset rows from their inputs' publication
+                timed = [
+                    (e.value, e.message.offset, c, e.message.timestamp) for e, c in zip(events, contexts, strict=True)
+                ]
+                written = await target.process(timed)
+            else:
+                written = await target.process(
+                    [(e.value, e.message.offset, c) for e, c in zip(events, contexts, strict=True)]
+                )
+            ack = asyncio.ensure_future(_ack_when_written(stream, written, events))
+            acks.add(ack)
+            ack.add_done_callback(acks.discard)
+
+    return consume
 
 
 async def _ack_when_written(
@@ -411,14 +422,32 @@ async def _ack_when_written(
             await stream.ack(event)
 
 
-def prepare(settings: Settings) -> BarPipeline:
+@dataclass
+class Stages:
+    """What one processor worker runs (`processor.stages`): the bar stage, the asset stage, or both."""
+
+    store: BarStore
+    bars: BarPipeline | None
+    assets: AssetPipeline | None
+    heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat("processor timer", HEARTBEAT_LIMIT_S))
+
+
+def prepare(settings: Settings) -> Stages:
+    topics = settings.topics
     ensure_topics(
         settings,
-        [settings.topics.trades, settings.topics.books, settings.topics.liquidations, settings.topics.bars,
-         settings.topics.signals, settings.topics.dead_letter],
+        [topics.trades, topics.books, topics.liquidations, topics.bars, topics.signals, topics.dead_letter,
+         topics.by_asset, topics.asset_bars],
     )  # fmt: skip
     store = BarStore.open(settings.clickhouse)
-    pipeline = BarPipeline(settings, store)
-    restored = pipeline.restore()
-    log.info("processor restored %d bar rows from ClickHouse", restored)
-    return pipeline
+    bars = assets = None
+    if "bars" in settings.processor.stages:
+        bars = BarPipeline(settings, store)
+        restored = bars.restore()
+        log.info("processor restored %d bar rows from ClickHouse", restored)
+    if "assets" in settings.processor.stages:
+        producer = bars.producer if bars is not None else make_producer(settings)
+        codec = AvroCodec()
+        assets = AssetPipeline(settings, store, producer, DeadLetters(producer, topics.dead_letter, "processor", codec),
+                               codec)  # fmt: skip
+    return Stages(store, bars, assets)

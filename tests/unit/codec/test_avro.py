@@ -11,7 +11,7 @@ import pytest
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.codec.avro_writer import write_long, write_string
-from tapeline.domain.aggregates import Bar
+from tapeline.domain.aggregates import Bar, ObiBar
 from tapeline.domain.errors import SchemaError
 from tapeline.domain.events import Trade, TradeBatch, TradeGap, as_record
 
@@ -130,3 +130,21 @@ def test_bad_trade_batches_raise_what_the_processor_dead_letters() -> None:
     uneven.price.append(1.0)
     with pytest.raises(SchemaError, match="differ in length"):
         codec.decode_trades(codec.encode_event(uneven))
+
+
+def test_an_obi_bar_v1_frame_decodes_with_the_band_quantities_unset() -> None:
+    """ObiBar v2 (id 22) adds the band quantities with null defaults; a v1 frame (id 12) still decodes."""
+    codec = AvroCodec()
+    v1, v2 = codec.registry.by_id[12], codec.registry.by_id[22]
+    assert (v1.name, v1.version) == ("tapeline.v1.ObiBar", 1) and (v2.name, v2.version) == ("tapeline.v1.ObiBar", 2)
+    assert codec.registry.latest("ObiBar").schema_id == 22
+    measures = [0.25, None, -0.5, 1.0] * 7
+    row = ObiBar("okx", "BTC-USDT-PERP", "1s", 60 * 10**9, *measures, 10**9, False, 7, True, 42,
+                 *[1.5, 0.0, None, 2.25] * 3)  # fmt: skip
+    body = io.BytesIO()
+    old_fields = [f["name"] for f in v1.parsed["fields"]]
+    fastavro.schemaless_writer(body, v1.parsed, {k: v for k, v in as_record(row).items() if k in old_fields})
+    decoded = msgspec.convert(codec.decode(struct.pack(">bI", 0, 12) + body.getvalue()), ObiBar)
+    unset = {f"bps{b}_{s}": None for b in (10, 25, 50) for s in ("bid_mean", "ask_mean", "bid_last", "ask_last")}
+    assert decoded == msgspec.structs.replace(row, **unset)
+    assert msgspec.convert(codec.decode(codec.encode_event(row)), ObiBar) == row  # v2 carries them

@@ -11,7 +11,17 @@ import pytest
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.codec.avro_writer import compile_writer, write_long
-from tapeline.domain.aggregates import Bar, FootprintBar, FootprintLevel, ObiBar
+from tapeline.domain.aggregates import (
+    AssetBar,
+    AssetMetric,
+    AssetObiBar,
+    Bar,
+    BarWatermark,
+    DerivBar,
+    FootprintBar,
+    FootprintLevel,
+    ObiBar,
+)
 from tapeline.domain.events import (
     BookGap,
     BookUpdate,
@@ -52,7 +62,19 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
         Bar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(rng.uniform(-1e6, 1e6) for _ in range(10)),
             rng.randrange(10**6), rng.uniform(-1e6, 1e6), rng.random(), rng.randrange(10**6), rng.randrange(10**6),
             ts, ts + 1, rng.random(), rng.uniform(0, 1e3), rng.uniform(-1e3, 0), rng.random() < 0.5,
-            rng.randrange(2**62), rng.random() < 0.5),
+            rng.randrange(2**62), rng.random() < 0.5, rng.choice(["BTC", "PEPE", ""]), maybe(), maybe()),
+        AssetBar("PEPE", rng.choice(["perp", "spot", "all"]), "1m", ts, *(rng.uniform(-1e6, 1e6) for _ in range(10)),
+                 rng.randrange(10**6), rng.uniform(-1e6, 1e6), rng.uniform(-1e6, 1e6), rng.uniform(0, 1e5),
+                 rng.random(),
+                 venues := rng.sample(["okx", "bybit-linear", "hyperliquid"], rng.randrange(4)),
+                 [f"{v}/PEPE-USDT-PERP" for v in venues], venues[:1], rng.random() < 0.5, maybe(), maybe(),
+                 rng.random() < 0.5, rng.randrange(2**62)),
+        AssetObiBar("BTC", "all", "1s", ts, *(maybe() for _ in range(12)), ["okx"], ["okx/BTC-USDT-PERP"],
+                    rng.sample(["okx"], rng.randrange(2)), rng.random() < 0.5, rng.random() < 0.5,
+                    rng.randrange(2**62)),
+        AssetMetric("BTC", "BNB", ts - ts % 86_400_000_000_000, rng.choice(["FlowNetBNBNtv", "FlowNetBNBUSD"]),
+                    rng.uniform(-1e9, 1e9), rng.random() < 0.5, rng.randrange(2**62)),
+        BarWatermark("okx", "BTC-USDT-PERP", "BTC", ts),
         TradeGap("okx", "BTC-USDT-SWAP", "BTC-USDT-PERP", ts, ts + rng.randrange(10**10), "connection closed: wss://x"),
         Signal("abc", "divergence", "regular", "bearish", "okx", "BTC-USDT-PERP", "1m", ts, ts - 1, ts + 1,
                1.0, 2.0, -3.0, 4.0),
@@ -66,7 +88,11 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
                      rng.random() < 0.5, rng.random() < 0.5, rng.uniform(0, 1e9), rng.uniform(1, 1e5), ts + 1,
                      rng.random() < 0.5, rng.randrange(2**62), rng.random() < 0.5),
         ObiBar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(maybe() for _ in range(28)), rng.randrange(10**9),
-               rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62)),
+               rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62),
+               *(maybe() for _ in range(12))),
+        DerivBar("bybit-linear", "BTC-USDT-PERP", "1m", ts, *(maybe() for _ in range(13)), rng.choice([None, ts]),
+                 rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62), ts + 1,
+                 rng.sample(["funding_rate", "mark_price", "open_interest_base"], rng.randrange(4))),
         trade_batch(rng, ts),
     ]  # fmt: skip
 

@@ -10,20 +10,37 @@ import io
 import json
 import random
 import re
+from bisect import bisect_left, bisect_right, insort
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 import fastavro
 import msgspec
+import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from tapeline.cli import main
 from tapeline.codec.avro import AvroCodec
 from tapeline.domain.aggregates import ObiBar
+from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import BookGap, BookUpdate
-from tapeline.flow.obi import BANDS_BPS, MEASURES, TOP_LEVELS, BookState, ObiAggregator, stat_fields
-from tapeline.io.capture import drive, merge_captures
+from tapeline.flow.obi import (
+    BANDS_BPS,
+    MEASURES,
+    QTY_SCALE,
+    TOP_LEVELS,
+    BookState,
+    ObiAggregator,
+    band_fields,
+    stat_fields,
+)
+from tapeline.io.capture import drive, merge_captures, merge_tagged
+from tapeline.io.rpc.convert import obi_from_proto, obi_to_proto
+from tapeline.io.rpc.gen.tapeline.v1 import query_pb2
 from tapeline.paths import schemas_dir
+from tapeline.venues import make_session
 from tapeline.venues.binance.session import BinanceUsdmSession
 from tests.support.data import data_files
 
@@ -107,6 +124,7 @@ def test_each_measure_by_hand() -> None:
         "top1": (1 - 2) / 3, "top5": 0.0, "top10": 1 / 13, "top20": -7 / 69,
         "bps10": -2 / 8, "bps25": -1 / 15, "bps50": 3 / 23,
     }  # fmt: skip
+    assert book.bands == tuple(q * QTY_SCALE for q in (3, 7, 13, 5, 8, 10))  # bids 10/25/50 bps, then asks
     # Remove the best bid: best 99.9, mid 99.975. Distances in bps: bids 99.9 7.5, 99.89 8.5, 99.75 22.5,
     # 99.74 23.5, 99.5 47.5, 99.49 48.5; asks 100.05 7.5, 100.1 12.5, 100.11 13.5, 100.25 27.5, 100.26 28.5,
     # 100.5 52.5. The band edges move with the mid:
@@ -117,6 +135,7 @@ def test_each_measure_by_hand() -> None:
         "top1": 0.0, "top5": 3 / 21, "top10": 3 / 39, "top20": -7 / 69,
         "bps10": 1 / 5, "bps25": 2 / 14, "bps50": 8 / 26,
     }  # fmt: skip
+    assert book.bands == tuple(q * QTY_SCALE for q in (3, 8, 17, 2, 6, 9))
     # Put it back: the edges return and the incremental sums give the first numbers again.
     assert book.apply(delta(2, bids=[(99.95, 1.0)]))
     assert values(book)["bps50"] == 3 / 23 and values(book)["bps10"] == -2 / 8
@@ -143,12 +162,13 @@ def test_crossed_or_empty_book_gives_none() -> None:
     assert book.values == (None,) * 7  # never verified
     book.apply(snap(0, [(100.0, 1)], [(101.0, 1)]))
     assert book.values == (0.0,) * 4 + (None, None, 0.0)  # 50 bps apart: only the 50 bps band reaches them
+    assert book.bands == (0, 0, QTY_SCALE, 0, 0, QTY_SCALE)  # empty bands are defined: quantity 0
     book.apply(delta(1, bids=[(101.5, 2)]))  # best bid above best ask
-    assert book.crossed() and book.values == (None,) * 7
+    assert book.crossed() and book.values == (None,) * 7 and book.bands is None
     book.apply(delta(2, bids=[(101.5, 0)]))
     assert book.values[0] == 0.0
     book.apply(delta(3, asks=[(101.0, 0)]))  # no asks: top N is all bids, no mid for the bands
-    assert book.values == (1.0,) * 4 + (None,) * 3
+    assert book.values == (1.0,) * 4 + (None,) * 3 and book.bands is None
     book.apply(delta(4, bids=[(100.0, 0)]))
     assert book.values == (None,) * 7  # B + A == 0
 
@@ -397,6 +417,67 @@ def test_flush_counts_the_time_after_the_last_event_as_unknown() -> None:
     assert len(feed.rows) == 3  # the unknown rest of the minute is not emitted as 1 s bars
 
 
+def bands(row: ObiBar, band: int) -> tuple:
+    return tuple(getattr(row, f"bps{band}_{s}") for s in ("bid_mean", "ask_mean", "bid_last", "ask_last"))
+
+
+def test_band_quantities_by_hand_with_an_empty_band_a_crossed_book_and_no_mid() -> None:
+    feed = Feed(("1s", "5s"))
+    feed(
+        snap(0, [(99.99, 2)], [(100.01, 1)]),  # mid 100: both levels 1 bp away, in every band: 2 vs 1
+        delta(250 * MS, asks=[(100.01, 0), (100.3, 4)]),  # mid 100.145, both 15.5 bps away: 10 bps 0 vs 0, else 2 vs 4
+        delta(500 * MS, bids=[(100.5, 1)]),  # crossed: undefined from 0.5 s ...
+        delta(750 * MS, bids=[(100.5, 0)]),  # ... to 0.75 s: 2 vs 4 again (10 bps 0 vs 0)
+        delta(900 * MS, asks=[(100.3, 0)]),  # no asks, no mid: undefined to 1.2 s
+        snap(1200 * MS, [(99.99, 3)], [(100.01, 1)]),  # 3 vs 1 in every band
+        delta(2100 * MS, bids=[(99.99, 1)]),  # 1 vs 1, for no time: the input ends here
+    )
+    feed.agg.flush()
+    feed.rows += feed.agg.drain()
+    bar0 = feed.bar(0)
+    # defined 0.25 + 0.25 + 0.15 = 0.65 s of bar 0; the crossed 0.25 s is verified time all the same
+    # 10 bps: bid (2 x 0.25) / 0.65 = 10/13, ask (1 x 0.25) / 0.65 = 5/13 (the empty band counts as 0)
+    # 25 and 50 bps: bid 2 all the time, ask (1 x 0.25 + 4 x 0.4) / 0.65 = 37/13; nothing at the end (no mid)
+    assert bands(bar0, 10) == (10 / 13, 5 / 13, None, None)  # exact: integer integrals, one rounding
+    assert bands(bar0, 25) == bands(bar0, 50) == (2.0, 37 / 13, None, None)
+    assert (bar0.verified_ns, bar0.incomplete, bar0.bps10_mean) == (S, False, 1 / 3)  # OBI 10 bps: only 0.25 s
+    assert bands(feed.bar(1), 10) == (3.0, 1.0, 3.0, 1.0)  # defined from 1.2 s: 3 vs 1
+    assert bands(feed.bar(2), 50) == (3.0, 1.0, None, None) and feed.bar(2).incomplete  # 0.1 s, then unknown
+    five = feed.bar(0, "5s")
+    # 0.65 + 0.8 + 0.1 = 1.55 s; 10 bps bid 0.5 + 2.4 + 0.3 = 3.2, ask 0.25 + 0.8 + 0.1 = 1.15
+    # 25 bps bid 1.3 + 2.4 + 0.3 = 4.0, ask 1.85 + 0.8 + 0.1 = 2.75
+    assert bands(five, 10) == (64 / 31, 23 / 31, None, None)
+    assert bands(five, 25) == bands(five, 50) == (80 / 31, 55 / 31, None, None)
+
+
+def test_band_quantities_before_the_first_snapshot_and_after_a_gap_are_none() -> None:
+    feed = Feed()
+    feed(
+        delta(100 * MS, bids=[(99.99, 5)], asks=[(100.01, 1)]),  # ignored: no snapshot yet
+        snap(1500 * MS, *one_level(1, 3)),
+        gap(2000 * MS),  # unverified at the end of bar 1 and all of bar 2
+        delta(2500 * MS, bids=[(99.99, 9)]),  # ignored
+        snap(3500 * MS, *one_level(2, 2)),
+        delta(4200 * MS, asks=[(100.01, 1)]),
+    )
+    assert bands(feed.bar(0), 25) == (None,) * 4 and feed.bar(0).verified_ns == 0
+    assert bands(feed.bar(1), 25) == (1.0, 3.0, 1.0, 3.0)
+    assert bands(feed.bar(2), 25) == (None,) * 4 and feed.bar(2).incomplete
+    assert bands(feed.bar(3), 25) == (2.0, 2.0, 2.0, 2.0) and feed.bar(3).incomplete  # from 3.5 s
+
+
+def test_flush_closes_larger_bars_that_had_not_opened_yet() -> None:
+    # Every event in one second: the 5 s and 1 m bars open only when that second closes, inside flush.
+    feed = Feed(("1s", "5s", "1m"))
+    feed(snap(1200 * MS, *one_level(1, 1)), delta(1500 * MS, bids=[(99.99, 3)]))
+    feed.agg.flush()
+    feed.rows += feed.agg.drain()
+    assert sorted((r.interval, (r.start_ns - T0) // S) for r in feed.rows) == [("1m", 0), ("1s", 1), ("5s", 0)]
+    for row in feed.rows:  # 0 (1 vs 1) for 0.3 s; the 0.5 held no time before the input ended
+        assert (row.incomplete, row.verified_ns, row.updates) == (True, 300 * MS, 2), row.interval
+        assert stats(row, "top1") == (0.0, None, 0.0, 0.0) and bands(row, 10) == (1.0, 1.0, None, None)
+
+
 def test_close_idle_carries_a_quiet_book_forward() -> None:
     agg = ObiAggregator(["1s"], 0)
     agg.add(snap(0, *one_level(3, 1)), 1, now_ns=T0)  # processing time T0
@@ -444,6 +525,7 @@ def test_restart_from_final_rows(resume_at: int) -> None:
     _, uninterrupted = _run(RESTART_EVENTS)
     full = _by_bar(uninterrupted)
     assert sorted(full) == [0, 1, 2, 3, 4, 5]
+    assert all(None not in bands(full[i], b) for i in (1, 2, 4) for b in (10, 25, 50))  # so == compares them
     _, persisted = _run(RESTART_EVENTS[:4])  # crashed after position 4; bars 0 and 1 were written
     assert sorted(_by_bar(persisted)) == [0, 1]
     # the consumer resumes from an earlier committed offset and replays positions resume_at..
@@ -454,6 +536,7 @@ def test_restart_from_final_rows(resume_at: int) -> None:
         assert after == [full[i] for i in (2, 3, 4, 5)]
     else:  # the book is unknown until the snapshot at 3.3 s
         assert again[2].incomplete and again[2].verified_ns == 0 and again[2].top1_mean is None
+        assert bands(again[2], 10) == (None,) * 4
         assert again[3].incomplete and again[3].verified_ns == 700 * MS and not full[3].incomplete
         assert [again[4], again[5]] == [full[4], full[5]]  # identical from the first bar after the snapshot
 
@@ -485,7 +568,8 @@ def test_restart_with_two_intervals_writes_nothing_twice() -> None:
     after = keyed(run(events, 1, restored=list(persisted.values())))  # replayed from the snapshot
     assert not set(after) & set(persisted)
     assert set(after) | set(persisted) == set(full)
-    assert all(after[k] == full[k] for k in after)
+    assert all(after[k] == full[k] for k in after)  # band quantities included, bit for bit
+    assert all(None not in bands(after[k], 50) for k in after if not after[k].incomplete) and len(after) > 5
     # intervals changed across the restart: 5 s has no final row, so [5, 10) misses [5, 7) and says so
     only_1s = [r for r in persisted.values() if r.interval == "1s"]
     changed = keyed(run(events, 1, restored=only_1s))
@@ -562,40 +646,242 @@ def test_real_capture_last_values_match_a_plain_dict_book() -> None:
                 min(getattr(r, f"{m}_min") for r in parts),
                 max(getattr(r, f"{m}_max") for r in parts),
             )
+        for name in BAND_COLUMNS:  # the bands were defined all the time too: a minute's mean is their mean
+            if name.endswith("_mean"):
+                want = sum(getattr(r, name) for r in parts) / 60
+                assert getattr(minute, name) == pytest.approx(want, rel=1e-12), name
+            else:
+                assert getattr(minute, name) == getattr(parts[-1], name), name
+
+
+# ----------------------------------------------------------------------- band quantities, every venue
+
+# Every venue's real book captures; the symbols are for depth snapshots recorded without their URL.
+BOOK_CAPTURES = {
+    "binance-usdm-2024": ("binance-usdm", ["BTCUSDT"], ["binance_usdm/depthUpdate/hftbacktest_*.gz",
+                                                        "binance_usdm/rest_depth_snapshot/hftbacktest_*.jsonl"]),
+    "binance-usdm-2021-04": ("binance-usdm", [], ["binance_usdm/depthUpdate/cryptofeed_2021-04-17*.jsonl",
+                                                  "binance_usdm/rest_depth_snapshot/cryptofeed_2021-04-17*.jsonl"]),
+    "binance-usdm-2021-07": ("binance-usdm", [], ["binance_usdm/depthUpdate/cryptofeed_2021-07-22*.jsonl",
+                                                  "binance_usdm/rest_depth_snapshot/cryptofeed_2021-07-22*.jsonl"]),
+    # not the test vectors: single messages, one BTC-USDT-PERP book of 2023 followed by a gap 16 days later,
+    # which would carry the book over 1.4M one-second bars
+    "bybit-linear": ("bybit-linear", [], ["bybit_v5/orderbook/*linear*.jsonl"]),
+    "bybit-spot": ("bybit-spot", [], ["bybit_v5/orderbook/*spot*.jsonl"]),
+    "okx": ("okx", [], ["okx_v5/books-l2-tbt/*.jsonl"]),  # incl. test vectors whose checksums fail: BookGaps
+    "hyperliquid": ("hyperliquid", [], ["hyperliquid/l2Book/*.jsonl"]),
+}  # fmt: skip
+BANDS = (10, 25, 50)  # the reference's own copy of the band widths
+
+
+def _book_events(name: str) -> list[BookUpdate | BookGap]:
+    """The book events of one capture set, merged by receive time, through one venue session."""
+    venue, symbols, patterns = BOOK_CAPTURES[name]
+    session = make_session(venue, symbols)
+    events: list[BookUpdate | BookGap] = []
+    for line in merge_captures([p for pattern in patterns for p in data_files(pattern)]):
+        try:
+            events += [e for e in drive(session, line).events if isinstance(e, BookUpdate | BookGap)]
+        except BadMessage:  # e.g. an OKX option's book: not an instrument of ours
+            continue
+    return events
+
+
+def _ref_bands(book: _RefBook) -> tuple[float, ...] | None:
+    """Bid then ask quantity within 10/25/50 bps of the mid, summed in floats; None: crossed or a side empty.
+
+    |p - mid| / mid * 10_000 <= b in floats; a level within 1e-6 bps of a boundary is decided in exact decimals
+    (so that 9.95 around a mid of 10.0 is exactly on the 50 bps boundary, i.e. inside).
+    """
+    if not book.bid_prices or not book.ask_prices:
+        return None
+    best_bid, best_ask = book.bid_prices[-1], book.ask_prices[0]
+    if best_bid >= best_ask:
+        return None
+    mid = (best_bid + best_ask) / 2
+    exact_mid = (_dec(best_bid) + _dec(best_ask)) / 2
+    sums: list[float] = []
+    for side, near, sign in (  # the levels within 51 bps of the mid (a superset of every band)
+        (book.bids, book.bid_prices[bisect_left(book.bid_prices, mid * 0.9949) :], 1),
+        (book.asks, book.ask_prices[: bisect_right(book.ask_prices, mid * 1.0051)], -1),
+    ):
+        price = np.array(near)
+        qty = np.array([side[p] for p in near])
+        distance = sign * (mid - price) / mid * 10_000
+        for b in BANDS:
+            inside = distance <= b
+            for i in np.flatnonzero(np.abs(distance - b) <= 1e-6):
+                inside[i] = sign * (exact_mid - _dec(near[i])) * 10_000 <= b * exact_mid
+            sums.append(float(qty[inside].sum()))
+    return tuple(sums)
+
+
+class _RefBook:
+    """A plain dict per side (price -> qty) and its prices kept sorted, to find the levels near the mid."""
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bid_prices: list[float] = []
+        self.ask_prices: list[float] = []
+        self.verified = False
+
+    def reset(self, bids, asks, verified: bool) -> None:
+        self.bids = {p: q for p, q in bids if q > 0}
+        self.asks = {p: q for p, q in asks if q > 0}
+        self.bid_prices, self.ask_prices = sorted(self.bids), sorted(self.asks)
+        self.verified = verified
+
+    def set(self, side: dict[float, float], prices: list[float], price: float, qty: float) -> None:
+        if qty > 0:
+            if price not in side:
+                insort(prices, price)
+            side[price] = qty
+        elif side.pop(price, None) is not None:
+            del prices[bisect_left(prices, price)]
+
+
+def _ref_timeline(events: list[BookUpdate | BookGap]) -> dict[str, tuple[list[int], list]]:
+    """Per instrument: the clamped event times and the band quantities after each event (None: undefined).
+
+    The book is rebuilt from the events: a snapshot replaces it and verifies it, a gap unverifies it, a delta
+    (absolute sizes, 0 removes) applies only to a verified book.
+    """
+    books: dict[str, _RefBook] = {}
+    timeline: dict[str, tuple[list[int], list]] = {}
+    for event in events:
+        book = books.setdefault(event.instrument, _RefBook())
+        times, states = timeline.setdefault(event.instrument, ([], []))
+        if isinstance(event, BookGap):
+            book.reset([], [], verified=False)
+        elif event.is_snapshot:
+            book.reset(event.bids, event.asks, verified=True)
+        elif book.verified:
+            for p, q in event.bids:
+                book.set(book.bids, book.bid_prices, p, q)
+            for p, q in event.asks:
+                book.set(book.asks, book.ask_prices, p, q)
+        times.append(max(event.ts_ns, times[-1]) if times else event.ts_ns)  # applied in arrival order
+        states.append(_ref_bands(book) if book.verified else None)
+    return timeline
+
+
+def _ref_bar(times: list[int], states: list, start: int, end: int) -> tuple[tuple | None, tuple | None]:
+    """(means, lasts) of the band quantities over [start, end): each state holds from its time to the next
+    event; the time after the last event is unknown (the input ended), like the time before the first."""
+    integral = [0.0] * 6
+    covered = 0
+    first = max(bisect_right(times, start) - 1, 0)
+    for i in range(first, len(times) - 1):
+        lo, hi = max(times[i], start), min(times[i + 1], end)
+        if times[i] >= end:
+            break
+        if hi > lo and states[i] is not None:
+            covered += hi - lo
+            for k in range(6):
+                integral[k] += states[i][k] * (hi - lo)
+    means = tuple(v / covered for v in integral) if covered else None
+    i = bisect_left(times, end) - 1  # the last event before the end
+    lasts = states[i] if i >= 0 and end <= times[-1] else None
+    return means, lasts
+
+
+def _near(got: float | None, want: float | None) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    return abs(got - want) <= 1e-9 * max(1.0, abs(want))
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("capture", list(BOOK_CAPTURES))
+def test_band_quantities_match_a_plain_dict_reference_on_every_venues_captures(capture: str) -> None:
+    events = _book_events(capture)
+    assert len({e.instrument for e in events}) >= 1 and any(getattr(e, "is_snapshot", False) for e in events)
+    intervals = {"1s": S, "5s": 5 * S, "1m": 60 * S}
+    agg = ObiAggregator(list(intervals), 0)
+    for position, event in enumerate(events):
+        agg.add(event, position)
+    agg.flush()
+    rows = agg.drain()
+    timeline = _ref_timeline(events)
+    defined = 0
+    for row in rows:
+        times, states = timeline[row.instrument]
+        means, lasts = _ref_bar(times, states, row.start_ns, row.start_ns + intervals[row.interval])
+        where = (row.instrument, row.interval, row.start_ns)
+        for k, band in enumerate(BANDS):
+            got = [getattr(row, f"bps{band}_{s}") for s in ("bid_mean", "ask_mean", "bid_last", "ask_last")]
+            want = [None, None] if means is None else [means[k], means[3 + k]]
+            want += [None, None] if lasts is None else [lasts[k], lasts[3 + k]]
+            assert all(map(_near, got, want)), (where, band, got, want)
+        defined += means is not None
+    # every bar in which the reference had defined band time is a row
+    keys = {(r.instrument, r.interval, r.start_ns) for r in rows}
+    for instrument, (times, states) in timeline.items():
+        for i in range(len(times) - 1):
+            if states[i] is not None and times[i + 1] > times[i]:
+                for interval, width in intervals.items():
+                    for start in range(times[i] - times[i] % width, times[i + 1], width):
+                        assert (instrument, interval, start) in keys, (instrument, interval, start)
+    assert defined >= 3, "the capture must give bars with a verified, uncrossed book"
 
 
 # ------------------------------------------------------------------------------------ schema and table
 
 
+BAND_COLUMNS = [f"bps{b}_{s}" for b in (10, 25, 50) for s in ("bid_mean", "ask_mean", "bid_last", "ask_last")]
+
+
 def test_avro_schema_and_clickhouse_table_match_the_row() -> None:
     fields = list(ObiBar.__struct_fields__)
     assert fields[4:32] == stat_fields() and len(stat_fields()) == 28
-    raw = json.loads((schemas_dir() / "avro" / "ObiBar.v1.avsc").read_text())
-    assert [f["name"] for f in raw["fields"]] == fields
-    for f in raw["fields"][4:32]:
+    assert fields[37:] == BAND_COLUMNS == band_fields()  # v2: appended, with defaults
+    v1 = json.loads((schemas_dir() / "avro" / "ObiBar.v1.avsc").read_text())
+    assert [f["name"] for f in v1["fields"]] == fields[:37]
+    v2 = json.loads((schemas_dir() / "avro" / "ObiBar.v2.avsc").read_text())
+    assert [f["name"] for f in v2["fields"]] == fields
+    assert v2["fields"][:37] == v1["fields"]  # v2 only adds fields
+    for f in v2["fields"][4:32] + v2["fields"][37:]:
         assert f["type"] == ["null", "double"] and f["default"] is None, f["name"]
     registry = json.loads((schemas_dir() / "avro" / "registry.json").read_text())
-    assert {e["file"]: e["id"] for e in registry["schemas"]}["ObiBar.v1.avsc"] == 12
+    ids = {e["file"]: e["id"] for e in registry["schemas"]}
+    assert (ids["ObiBar.v1.avsc"], ids["ObiBar.v2.avsc"]) == (12, 22)
     sql = (Path(schemas_dir()) / "clickhouse" / "003_obi.sql").read_text()
     body = sql[sql.index("(\n") : sql.index("\n)\n")]
     columns = [m.group(1) for m in re.finditer(r"^\s{4}(\w+)\s", body, re.MULTILINE)]
-    assert [c for c in columns if c != "start"] == fields
+    assert [c for c in columns if c != "start"] == fields[:37]
     assert "ENGINE = ReplacingMergeTree(version)" in sql and "ORDER BY (venue, instrument, interval, start_ns)" in sql
+    added = re.findall(r"ADD COLUMN IF NOT EXISTS (\w+)\s+Nullable\(Float64\).* AFTER (\w+)",
+                       (Path(schemas_dir()) / "clickhouse" / "011_obi_band_quantities.sql").read_text())  # fmt: skip
+    assert added == list(zip(BAND_COLUMNS, ["version", *BAND_COLUMNS[:-1]], strict=True))  # in the row's order
     # the codec writes it (compiled writer) byte for byte like fastavro and reads it back
     codec = AvroCodec()
     rng = random.Random(3)
     for _ in range(50):
         measures = (rng.choice([None, rng.uniform(-1, 1)]) for _ in range(28))
         flags = (rng.randrange(S), rng.random() < 0.5, rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62))
-        row = ObiBar(VENUE, INST, "1s", T0, *measures, *flags)
+        quantities = (rng.choice([None, 0.0, rng.uniform(0, 1e6)]) for _ in range(12))
+        row = ObiBar(VENUE, INST, "1s", T0, *measures, *flags, *quantities)
         frame = codec.encode_event(row)
         reg = codec.schema_of(frame)
-        assert reg.name == "tapeline.v1.ObiBar" and reg.schema_id == 12
+        assert reg.name == "tapeline.v1.ObiBar" and reg.schema_id == 22
         buf = io.BytesIO(frame[:5])
         buf.seek(5)
         fastavro.schemaless_writer(buf, reg.parsed, msgspec.structs.asdict(row))
         assert frame == buf.getvalue()
         assert msgspec.convert(codec.decode(frame), ObiBar) == row
+
+
+def test_the_query_service_serves_the_band_quantities() -> None:
+    """GetObi's ObiBar has the v2 fields (38-49), optional: a 0 quantity stays 0 and an undefined one unset."""
+    numbers = {f.name: f.number for f in query_pb2.ObiBar.DESCRIPTOR.fields}
+    assert [numbers[name] for name in BAND_COLUMNS] == list(range(38, 50))
+    assert all(query_pb2.ObiBar.DESCRIPTOR.fields_by_name[name].has_presence for name in BAND_COLUMNS)
+    measures = [0.25, None, -0.5, 1.0] * 7
+    row = ObiBar(VENUE, INST, "1s", T0, *measures, S, False, 3, True, 11, *[151.59, 0.0, None, 2.5e9] * 3)
+    message = obi_to_proto(row)
+    assert not message.HasField("bps10_bid_last") and message.HasField("bps10_ask_mean")
+    assert obi_from_proto(query_pb2.ObiBar.FromString(message.SerializeToString())) == row
 
 
 def test_idle_carry_is_bounded_by_max_carry() -> None:
@@ -612,3 +898,83 @@ def test_idle_carry_is_bounded_by_max_carry() -> None:
     agg.add(later, 2, now_ns=10**18)
     agg.flush()
     assert all(r.incomplete or r.top1_last is None for r in agg.drain())  # a delta cannot re-verify a stale book
+
+
+# ----------------------------------------------------------------------------------------- the command
+
+# What users' tests read from `tapeline obi` (written out here, not taken from the code).
+OBI_CONTRACT = ["venue", "instrument", "interval", "start_ns"] + [
+    f"{m}_{s}" for m in ("top1", "top5", "top10", "top20", "bps10", "bps25", "bps50")
+    for s in ("mean", "last", "min", "max")
+] + ["incomplete"]  # fmt: skip
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("captures", "symbols"),
+    [(["binance-usdm-2024"], ["BTCUSDT"]),  # its depth snapshot was recorded without its URL: --symbols
+     (["binance-usdm-2021-07", "bybit-linear", "okx", "hyperliquid"], [])],  # four venues in one merge
+)  # fmt: skip
+def test_cli_obi_prints_the_aggregators_final_rows(captures: list[str], symbols: list[str]) -> None:
+    venue_of = {path: BOOK_CAPTURES[c][0] for c in captures for pattern in BOOK_CAPTURES[c][2]
+                for path in data_files(pattern)}  # fmt: skip
+    args = ["obi", "--interval", "1s", "--interval", "1m", "--lateness-ms", "1000"]
+    args += ["--symbols", ",".join(symbols)] if symbols else []
+    result = CliRunner().invoke(main, [*args, *map(str, venue_of)])
+    assert result.exit_code == 0, result.output
+    lines = [msgspec.json.decode(line) for line in result.stdout.splitlines()]
+    # the aggregator over every book event of the files, merged by receive time, one session per venue
+    sessions = {venue: make_session(venue, symbols) for venue in set(venue_of.values())}
+    agg = ObiAggregator(["1s", "1m"], 1000 * MS)
+    position = 0
+    for path, line in merge_tagged(venue_of):
+        try:
+            events = drive(sessions[venue_of[path]], line).events
+        except BadMessage:
+            continue
+        for event in events:
+            if isinstance(event, BookUpdate | BookGap):
+                agg.add(event, position)
+                position += 1
+    agg.flush()
+    rows = agg.drain()
+    assert len({(r.venue, r.instrument, r.interval, r.start_ns) for r in rows}) == len(rows)  # each bar once
+    width = {"1s": 1, "1m": 60}
+    rows.sort(key=lambda r: (r.venue, r.instrument, width[r.interval], r.start_ns))
+    assert lines == [msgspec.to_builtins(r) for r in rows]
+    assert {line["venue"] for line in lines} == set(venue_of.values())
+    for line in lines:
+        assert set(OBI_CONTRACT) <= set(line), set(OBI_CONTRACT) - set(line)
+        assert isinstance(line["start_ns"], int) and isinstance(line["incomplete"], bool)
+        assert all(line[k] is None or isinstance(line[k], float) for k in OBI_CONTRACT[4:-1])
+    assert sum(line["bps25_bid_mean"] is not None for line in lines) > 100
+
+
+@pytest.mark.data
+def test_cli_obi_by_asset_sums_the_venues_band_quantities() -> None:
+    """`tapeline obi --by asset` over Bybit's linear and spot books (recorded together): each cross-venue row is
+    the imbalance of the venues' mean band quantities summed, recomputed here from the venue rows."""
+    files = [str(path) for name in ("bybit-linear", "bybit-spot") for p in BOOK_CAPTURES[name][2]
+             for path in data_files(p)]  # fmt: skip
+    args = ["obi", "--interval", "1s", "--lateness-ms", "1000", *files]
+    venue_rows = [msgspec.json.decode(line) for line in CliRunner().invoke(main, args).stdout.splitlines()]
+    result = CliRunner().invoke(main, [*args[:1], "--by", "asset", *args[1:]])
+    assert result.exit_code == 0, result.output
+    rows = [msgspec.json.decode(line) for line in result.stdout.splitlines()]
+    assert {r["kind"] for r in rows} == {"perp", "spot", "all"}
+    both = 0
+    for row in rows:
+        parts = [v for v in venue_rows if v["start_ns"] == row["start_ns"] and v["instrument"].split("-")[0] == row["asset"]
+                 and (row["kind"] == "all" or v["instrument"].endswith("-SPOT") == (row["kind"] == "spot"))]  # fmt: skip
+        assert sorted({v["venue"] for v in parts}) == row["venues"]
+        both += len(row["venues"]) == 2
+        for band in BANDS:
+            given = [v for v in parts if v[f"bps{band}_bid_mean"] is not None and v[f"bps{band}_ask_mean"] is not None]
+            bid = sum(v[f"bps{band}_bid_mean"] for v in given)
+            ask = sum(v[f"bps{band}_ask_mean"] for v in given)
+            if not given or bid + ask == 0:
+                assert row[f"bps{band}_mean"] is None
+            else:
+                assert row[f"bps{band}_mean"] == pytest.approx((bid - ask) / (bid + ask), abs=1e-9)
+                assert row[f"bps{band}_bid"] == pytest.approx(bid) and row[f"bps{band}_ask"] == pytest.approx(ask)
+    assert both > 0

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tapeline.domain.aggregates import AssetBar
+from tapeline.flow.assets import AssetBarAggregator
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
+from tapeline.flow.windows import newest_versions
 from tapeline.io.store import BarStore
 from tests.support.data import VENUE_TRADE_CAPTURES, data_files, venue_trades
 
@@ -94,3 +97,88 @@ def test_capture_patterns_exist() -> None:
         for pattern in patterns:
             assert data_files(pattern), pattern
     assert Path(__file__).exists()
+
+
+# The asset and multiplier of a listed base, written again in SQL from docs/DOMAIN.md (not from domain/assets.py).
+_MULTIPLIER_SQL = """multiIf(match(listed, '^1000000[A-Z]'), 1000000, match(listed, '^100000[A-Z]'), 100000,
+    match(listed, '^10000[A-Z]'), 10000, match(listed, '^1000[A-Z]'), 1000, match(listed, '^1M[A-Z]'), 1000000,
+    match(listed, '^k[A-Z]'), 1000, 1)"""
+_PREFIX_SQL = """multiIf(match(listed, '^1000000[A-Z]'), 7, match(listed, '^100000[A-Z]'), 6,
+    match(listed, '^10000[A-Z]'), 5, match(listed, '^1000[A-Z]'), 4, match(listed, '^1M[A-Z]'), 2,
+    match(listed, '^k[A-Z]'), 1, 0)"""
+
+
+@pytest.mark.data
+def test_asset_bars_equal_sql_over_the_stored_venue_bars(store_factory: Callable[[], BarStore]) -> None:
+    """Every venue's captures together: asset bars equal GROUP BY asset over the stored venue bars (USD-quoted
+    instruments, asset units, volume-weighted open/close, CVD from the first window and per UTC day)."""
+    trades = [t for venue in VENUE_TRADE_CAPTURES for t in venue_trades(venue)]
+    bars = BarAggregator(["1m", "1h"], LATE_ENOUGH)
+    for position, trade in enumerate(trades):
+        bars.add(trade, position)
+    bars.flush()
+    venue_bars = newest_versions(bars.drain())
+    store = store_factory()
+    store.insert_bars(venue_bars)
+    assets = AssetBarAggregator(["1m", "1h"], LATE_ENOUGH)
+    for position, bar in enumerate(venue_bars):
+        assets.add(bar, position)
+    assets.flush()
+    newest: dict[tuple[str, str, str, int], AssetBar] = {}
+    for row in assets.drain():
+        newest[(row.asset, row.kind, row.interval, row.start_ns)] = row
+    db = store.database
+    sql = f"""
+        SELECT asset, kind, interval, start_ns, buy, sell, buy_q, sell_q, n, high, low, open, close, venues,
+               sum(buy - sell) OVER (PARTITION BY asset, kind, interval ORDER BY start_ns) AS cvd,
+               sum(buy - sell) OVER (PARTITION BY asset, kind, interval, intDiv(start_ns, 86400000000000)
+                                     ORDER BY start_ns) AS cvd_daily
+        FROM (
+            SELECT asset, kind, interval, start_ns,
+                   sum(buy_base * m) AS buy, sum(sell_base * m) AS sell, sum(buy_quote) AS buy_q,
+                   sum(sell_quote) AS sell_q, sum(trades) AS n, max(high / m) AS high, min(low / m) AS low,
+                   sum(open / m * (buy_base + sell_base) * m) / sum((buy_base + sell_base) * m) AS open,
+                   sum(close / m * (buy_base + sell_base) * m) / sum((buy_base + sell_base) * m) AS close,
+                   arraySort(groupUniqArray(venue)) AS venues
+            FROM (
+                SELECT *, splitByChar('-', instrument)[1] AS listed, {_MULTIPLIER_SQL} AS m,
+                       substring(listed, {_PREFIX_SQL} + 1) AS asset,
+                       arrayJoin([if(endsWith(instrument, '-SPOT'), 'spot', 'perp'), 'all']) AS kind
+                FROM {db}.bars FINAL
+                WHERE splitByChar('-', instrument)[2] IN ('USD', 'USDT', 'USDC', 'BUSD', 'FDUSD')
+            )
+            GROUP BY asset, kind, interval, start_ns
+        )
+        ORDER BY asset, kind, interval, start_ns"""
+    reference = store.client.query(sql).result_rows
+    assert len(reference) == len(newest) > 100
+    kinds = {(asset, kind) for asset, kind, *_ in reference}
+    assert {("BTC", "all"), ("BTC", "perp"), ("BTC", "spot"), ("ETH", "spot")} <= kinds
+    mixed = 0
+    for (
+        asset,
+        kind,
+        interval,
+        start,
+        buy,
+        sell,
+        buy_q,
+        sell_q,
+        n,
+        high,
+        low,
+        open_,
+        close,
+        venues,
+        cvd,
+        daily,
+    ) in reference:
+        row = newest[(asset, kind, interval, start)]
+        assert row.final and not row.incomplete
+        got = (row.buy_base, row.sell_base, row.buy_quote, row.sell_quote, row.open, row.close, row.cvd_base,
+               row.cvd_daily_base)  # fmt: skip
+        want = (buy, sell, buy_q, sell_q, open_, close, cvd, daily)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-6), (asset, kind, interval, start)
+        assert (row.trades, row.high, row.low, row.venues) == (n, high, low, venues)
+        mixed += len(venues) > 1
+    assert mixed > 0  # bybit linear + spot share windows of BTC and ETH in kind `all`

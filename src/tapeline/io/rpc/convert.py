@@ -11,11 +11,18 @@ _FIELDS = Bar.__struct_fields__
 
 
 def bar_to_proto(bar: Bar) -> query_pb2.Bar:
-    return query_pb2.Bar(**{name: getattr(bar, name) for name in _FIELDS})
+    # unset optional fields (cmf, mfi) mean "not enough bars yet"
+    return query_pb2.Bar(**{name: value for name in _FIELDS if (value := getattr(bar, name)) is not None})
 
 
 def bar_from_proto(message: query_pb2.Bar) -> Bar:
-    return Bar(*(getattr(message, name) for name in _FIELDS))
+    fields: dict[str, Any] = {
+        name: getattr(message, name) if name not in _OPTIONAL or message.HasField(name) else None for name in _FIELDS
+    }
+    return Bar(**fields)
+
+
+_OPTIONAL = {f.name for f in query_pb2.Bar.DESCRIPTOR.fields if f.has_presence}
 
 
 _LEVEL_FIELDS = [f.name for f in query_pb2.FootprintLevel.DESCRIPTOR.fields]

@@ -31,7 +31,7 @@ class GetBarsResponse(_message.Message):
     def __init__(self, bars: _Optional[_Iterable[_Union[Bar, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class Bar(_message.Message):
-    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version", "incomplete")
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version", "incomplete", "asset", "cmf", "mfi")
     VENUE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,9 @@ class Bar(_message.Message):
     FINAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    CMF_FIELD_NUMBER: _ClassVar[int]
+    MFI_FIELD_NUMBER: _ClassVar[int]
     venue: str
     instrument: str
     interval: str
@@ -86,7 +89,10 @@ class Bar(_message.Message):
     final: bool
     version: int
     incomplete: bool
-    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., incomplete: _Optional[bool] = ...) -> None: ...
+    asset: str
+    cmf: float
+    mfi: float
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., incomplete: _Optional[bool] = ..., asset: _Optional[str] = ..., cmf: _Optional[float] = ..., mfi: _Optional[float] = ...) -> None: ...
 
 class ListSeriesRequest(_message.Message):
     __slots__ = ()
@@ -205,7 +211,7 @@ class GetFootprintsResponse(_message.Message):
     def __init__(self, footprints: _Optional[_Iterable[_Union[Footprint, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class ObiBar(_message.Message):
-    __slots__ = ("venue", "instrument", "interval", "start_ns", "top1_mean", "top1_last", "top1_min", "top1_max", "top5_mean", "top5_last", "top5_min", "top5_max", "top10_mean", "top10_last", "top10_min", "top10_max", "top20_mean", "top20_last", "top20_min", "top20_max", "bps10_mean", "bps10_last", "bps10_min", "bps10_max", "bps25_mean", "bps25_last", "bps25_min", "bps25_max", "bps50_mean", "bps50_last", "bps50_min", "bps50_max", "verified_ns", "incomplete", "updates", "final", "version")
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "top1_mean", "top1_last", "top1_min", "top1_max", "top5_mean", "top5_last", "top5_min", "top5_max", "top10_mean", "top10_last", "top10_min", "top10_max", "top20_mean", "top20_last", "top20_min", "top20_max", "bps10_mean", "bps10_last", "bps10_min", "bps10_max", "bps25_mean", "bps25_last", "bps25_min", "bps25_max", "bps50_mean", "bps50_last", "bps50_min", "bps50_max", "verified_ns", "incomplete", "updates", "final", "version", "bps10_bid_mean", "bps10_ask_mean", "bps10_bid_last", "bps10_ask_last", "bps25_bid_mean", "bps25_ask_mean", "bps25_bid_last", "bps25_ask_last", "bps50_bid_mean", "bps50_ask_mean", "bps50_bid_last", "bps50_ask_last")
     VENUE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +249,18 @@ class ObiBar(_message.Message):
     UPDATES_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BPS10_BID_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS10_ASK_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS10_BID_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS10_ASK_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS25_BID_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS25_ASK_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS25_BID_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS25_ASK_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS50_BID_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS50_ASK_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BPS50_BID_LAST_FIELD_NUMBER: _ClassVar[int]
+    BPS50_ASK_LAST_FIELD_NUMBER: _ClassVar[int]
     venue: str
     instrument: str
     interval: str
@@ -280,7 +298,19 @@ class ObiBar(_message.Message):
     updates: int
     final: bool
     version: int
-    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., top1_mean: _Optional[float] = ..., top1_last: _Optional[float] = ..., top1_min: _Optional[float] = ..., top1_max: _Optional[float] = ..., top5_mean: _Optional[float] = ..., top5_last: _Optional[float] = ..., top5_min: _Optional[float] = ..., top5_max: _Optional[float] = ..., top10_mean: _Optional[float] = ..., top10_last: _Optional[float] = ..., top10_min: _Optional[float] = ..., top10_max: _Optional[float] = ..., top20_mean: _Optional[float] = ..., top20_last: _Optional[float] = ..., top20_min: _Optional[float] = ..., top20_max: _Optional[float] = ..., bps10_mean: _Optional[float] = ..., bps10_last: _Optional[float] = ..., bps10_min: _Optional[float] = ..., bps10_max: _Optional[float] = ..., bps25_mean: _Optional[float] = ..., bps25_last: _Optional[float] = ..., bps25_min: _Optional[float] = ..., bps25_max: _Optional[float] = ..., bps50_mean: _Optional[float] = ..., bps50_last: _Optional[float] = ..., bps50_min: _Optional[float] = ..., bps50_max: _Optional[float] = ..., verified_ns: _Optional[int] = ..., incomplete: _Optional[bool] = ..., updates: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    bps10_bid_mean: float
+    bps10_ask_mean: float
+    bps10_bid_last: float
+    bps10_ask_last: float
+    bps25_bid_mean: float
+    bps25_ask_mean: float
+    bps25_bid_last: float
+    bps25_ask_last: float
+    bps50_bid_mean: float
+    bps50_ask_mean: float
+    bps50_bid_last: float
+    bps50_ask_last: float
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., top1_mean: _Optional[float] = ..., top1_last: _Optional[float] = ..., top1_min: _Optional[float] = ..., top1_max: _Optional[float] = ..., top5_mean: _Optional[float] = ..., top5_last: _Optional[float] = ..., top5_min: _Optional[float] = ..., top5_max: _Optional[float] = ..., top10_mean: _Optional[float] = ..., top10_last: _Optional[float] = ..., top10_min: _Optional[float] = ..., top10_max: _Optional[float] = ..., top20_mean: _Optional[float] = ..., top20_last: _Optional[float] = ..., top20_min: _Optional[float] = ..., top20_max: _Optional[float] = ..., bps10_mean: _Optional[float] = ..., bps10_last: _Optional[float] = ..., bps10_min: _Optional[float] = ..., bps10_max: _Optional[float] = ..., bps25_mean: _Optional[float] = ..., bps25_last: _Optional[float] = ..., bps25_min: _Optional[float] = ..., bps25_max: _Optional[float] = ..., bps50_mean: _Optional[float] = ..., bps50_last: _Optional[float] = ..., bps50_min: _Optional[float] = ..., bps50_max: _Optional[float] = ..., verified_ns: _Optional[int] = ..., incomplete: _Optional[bool] = ..., updates: _Optional[int] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., bps10_bid_mean: _Optional[float] = ..., bps10_ask_mean: _Optional[float] = ..., bps10_bid_last: _Optional[float] = ..., bps10_ask_last: _Optional[float] = ..., bps25_bid_mean: _Optional[float] = ..., bps25_ask_mean: _Optional[float] = ..., bps25_bid_last: _Optional[float] = ..., bps25_ask_last: _Optional[float] = ..., bps50_bid_mean: _Optional[float] = ..., bps50_ask_mean: _Optional[float] = ..., bps50_bid_last: _Optional[float] = ..., bps50_ask_last: _Optional[float] = ...) -> None: ...
 
 class GetObiRequest(_message.Message):
     __slots__ = ("venue", "instrument", "interval", "from_ns", "to_ns", "limit")
