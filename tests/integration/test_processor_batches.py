@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from confluent_kafka import Consumer
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import ProcessorSettings, Settings
+from tapeline.domain.aggregates import DerivBar
 from tapeline.domain.events import Trade, TradeBatch, TradeGap
 from tapeline.io.kafka import ensure_topics
 from tapeline.io.store import BarStore
 from tapeline.runtime.processor import BarPipeline
+from tests.support.derivs import bybit_linear_tickers, run_derivs
 
 S = 1_000_000_000
 T0 = 1_723_161_600 * S  # a whole minute
@@ -85,3 +88,45 @@ def test_late_trades_correct_bars_gaps_flag_them_and_too_late_ones_are_dead_lett
     (letter,) = letters
     assert "past the correction horizon" in letter["reason"] and "offset=1" in letter["context"]
     assert codec.decode_trades(letter["raw"]) == [too_late]
+
+
+@pytest.mark.data
+def test_tickers_become_derivatives_bars_and_the_raw_series(settings: Settings, store: BarStore) -> None:
+    """The tickers topic: Bybit's real linear tickers -> deriv_bars (the offline aggregator's final rows),
+    deriv_tickers (each ticker once, also after a replay), instrument_assets, and per-asset views."""
+    settings = settings.model_copy(update={
+        "processor": ProcessorSettings(intervals=["1s", "1m"], allowed_lateness_ms=0, correction_horizon_ms=10_000),
+    })  # fmt: skip
+    ensure_topics(settings, [settings.topics.dead_letter, settings.topics.by_asset])
+    codec = AvroCodec()
+    tickers = bybit_linear_tickers()
+    assert len(tickers) > 50
+    pipeline = BarPipeline(settings, store)
+    side = pipeline.side_topics[settings.topics.tickers]
+    frames = [(codec.encode_event(t), offset, f"tickers/0@{offset}") for offset, t in enumerate(tickers)]
+
+    async def run(batch: list[tuple[bytes, int, str]]) -> None:
+        for i in range(0, len(batch), 25):
+            await (await side.process(batch[i : i + 25]))
+
+    asyncio.run(run(frames))
+    asyncio.run(run(frames[-30:]))  # a replay after a restart from an older commit changes nothing
+    offline = [r for r in run_derivs(tickers, ["1s", "1m"], 0, 10 * S) if r.final]
+    db = store.database
+    columns = ", ".join(DerivBar.__struct_fields__)
+    stored = [DerivBar(*row) for row in store.client.query(f"SELECT {columns} FROM {db}.deriv_bars FINAL "
+                                                            "WHERE final").result_rows]  # fmt: skip
+    want = {(r.venue, r.instrument, r.interval, r.start_ns): r for r in offline}
+    # the stream leaves each series' last bars open (no later ticker passed them); the offline run flushes
+    assert len(want) - 4 <= len(stored) < len(want)
+    for row in stored:
+        assert row == want[(row.venue, row.instrument, row.interval, row.start_ns)]
+    (count,) = store.client.query(f"SELECT count() FROM {db}.deriv_tickers FINAL").result_rows[0]
+    assert count == len({(t.venue, t.instrument, t.ts_ns, t.recv_ts_ns) for t in tickers})
+    assets = dict(store.client.query(f"SELECT instrument, asset FROM {db}.instrument_assets FINAL").result_rows)
+    assert assets == {"BTC-USDT-PERP": "BTC", "ETH-USDT-PERP": "ETH"}
+    per_asset = store.client.query(
+        f"SELECT asset, interval, start_ns, oi_close FROM {db}.asset_deriv_bars WHERE final ORDER BY asset, start_ns"
+    ).result_rows
+    venue_oi = {(r.instrument.split("-")[0], r.interval, r.start_ns): r.oi_close for r in stored}
+    assert per_asset and all(oi == pytest.approx(venue_oi[(a, i, s)]) for a, i, s, oi in per_asset)

@@ -65,3 +65,7 @@ ASSET_WRITE_SECONDS = Histogram(
 ASSET_WRITE_WAIT_SECONDS = Histogram(
     "tapeline_asset_write_wait_seconds", "Time an asset stage write waited for the previous one"
 )
+LATE_EVENTS = Counter(
+    "tapeline_late_events_total", "Book, liquidation and ticker events too late for a final bar past the correction "
+    "horizon (dead-lettered)", ["stream"],
+)  # fmt: skip

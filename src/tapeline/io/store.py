@@ -32,7 +32,7 @@ from tapeline.domain.aggregates import (
     LiquidationBar,
     ObiBar,
 )
-from tapeline.domain.assets import asset_of_instrument
+from tapeline.domain.assets import asset_of_instrument, market_kind
 from tapeline.domain.errors import StoreError
 from tapeline.domain.events import DerivTicker, Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
@@ -285,6 +285,16 @@ class BarStore:
                                         "has({instruments:Array(String)}, b.instrument)")  # fmt: skip
         asset_rows = [AssetObiBar(*row) for row in self._rows("asset_obi_bars", asset_sql, params)]
         return asset_rows, [ObiBar(*row) for row in self._rows("obi_bars", venue_sql, params)]
+
+    def insert_instrument_assets(self, instruments: Sequence[tuple[str, str]]) -> None:
+        """(venue, instrument) pairs with their asset, multiplier and kind (domain/assets.py) for SQL joins."""
+        rows = []
+        for venue, instrument in instruments:
+            asset, multiplier = asset_of_instrument(instrument)
+            rows.append([venue, instrument, asset, multiplier, market_kind(instrument)])
+        if rows:
+            self._insert("instrument_assets", ["venue", "instrument", "asset", "multiplier", "kind"], rows,
+                         column_oriented=False)  # fmt: skip
 
     def obi_instruments(self, asset: str) -> set[str]:
         """Instruments with OBI bars whose asset is `asset` (OBI rows carry no asset column)."""

@@ -25,13 +25,14 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.aggregates import Bar, BarWatermark, FootprintBar, FootprintLevel, ObiBar
+from tapeline.domain.aggregates import Bar, BarWatermark, DerivBar, FootprintBar, FootprintLevel, LiquidationBar, ObiBar
 from tapeline.domain.assets import asset_of_instrument
 from tapeline.domain.errors import SchemaError
-from tapeline.domain.events import BookGap, BookUpdate, Liquidation, TradeGap
+from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.columns import TradeColumns
+from tapeline.flow.derivatives import DerivativesAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.liquidations import LiquidationAggregator
 from tapeline.flow.obi import ObiAggregator
@@ -43,6 +44,7 @@ from tapeline.io.metrics import (
     BATCH_TRADES,
     EVENT_LAG_SECONDS,
     FINAL_BAR_LAG_SECONDS,
+    LATE_EVENTS,
     LATE_TRADES,
     TRADES_AGGREGATED,
 )
@@ -90,7 +92,7 @@ class SideTopicPipeline(Generic[E, R]):
         name: str,
         aggregator: FlowAggregator[E, R],
         event_types: dict[str, type[msgspec.Struct]],
-        insert: Callable[[R], None],
+        insert: Callable[[R, list[E]], None],  # the drained rows and the batch's events, written before the ack
         settings: Settings,
         dead_letters: DeadLetters,
         codec: AvroCodec,
@@ -109,6 +111,7 @@ class SideTopicPipeline(Generic[E, R]):
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future[None]:
         """Aggregate a batch and start writing its rows; returns the write's future (done: the batch is durable)."""
         now_ns = time.time_ns()
+        events: list[E] = []
         async with self._lock:
             if not self._consuming:
                 self._consuming = True
@@ -116,19 +119,25 @@ class SideTopicPipeline(Generic[E, R]):
             for value, offset, context in frames:
                 try:
                     record = self.codec.decode(value)
-                    event = msgspec.convert(record, self.event_types[record["type"]])
+                    # the struct its type tag names: one of this topic's event types, E
+                    event: E = msgspec.convert(record, self.event_types[record["type"]])  # type: ignore[assignment]
                 except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
                     self.dead_letters.send(value, f"processor: undecodable {self.name} event: {exc}", context)
                     continue
-                self.aggregator.add(event, offset, now_ns)  # type: ignore[arg-type]  # decoded by its type tag
-            return await self._writes.submit(self.insert, self.aggregator.drain())
+                too_late = self.aggregator.add(event, offset, now_ns)
+                if isinstance(too_late, list) and too_late:  # windowed aggregators: intervals past the horizon
+                    LATE_EVENTS.labels(self.name).inc()
+                    self.dead_letters.send(value, f"processor: late {self.name} event: its {','.join(too_late)} "
+                                           "bar was final and past the correction horizon", context)  # fmt: skip
+                events.append(event)
+            return await self._writes.submit(self.insert, self.aggregator.drain(), events)
 
     async def close_idle(self) -> None:
         if not self._consuming:
             return
         async with self._lock:
             self.aggregator.close_idle(time.time_ns(), self.idle_ns)
-            await (await self._writes.submit(self.insert, self.aggregator.drain()))
+            await (await self._writes.submit(self.insert, self.aggregator.drain(), []))
 
 
 class BarPipeline:
@@ -149,18 +158,24 @@ class BarPipeline:
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, "processor", self.codec)
         self.obi = ObiAggregator(cfg.obi_intervals, lateness_ns)
         self.liquidation_bars = LiquidationAggregator(cfg.intervals, lateness_ns, horizon_ns)
+        self.derivs = DerivativesAggregator(cfg.intervals, lateness_ns, horizon_ns)
         self.side_topics: dict[str, SideTopicPipeline[Any, Any]] = {
             settings.topics.books: SideTopicPipeline(
                 "book", self.obi, BOOK_EVENTS, self._write_obi, settings, self.dead_letters, self.codec,
             ),
             settings.topics.liquidations: SideTopicPipeline(
-                "liquidation", self.liquidation_bars, {"liquidation": Liquidation}, store.insert_liquidation_bars,
+                "liquidation", self.liquidation_bars, {"liquidation": Liquidation}, self._write_liquidations,
                 settings, self.dead_letters, self.codec,
+            ),
+            settings.topics.tickers: SideTopicPipeline(
+                "ticker", self.derivs, {"deriv_ticker": DerivTicker}, self._write_derivs, settings, self.dead_letters,
+                self.codec,
             ),
         }  # fmt: skip
         self._lock = asyncio.Lock()  # the batch agent and the idle timer both mutate the aggregator
         self._consuming = False  # idle closing waits for the first batch: a rejoining worker is not idle
         self._writes = OrderedWrites()  # batch N+1's rows must not land before batch N's (versions, restarts)
+        self._instruments: set[tuple[str, str]] = set()  # written to instrument_assets (writes run one at a time)
 
     def restore(self) -> int:
         rows = self.store.resume_state(self.horizon_ns)
@@ -173,7 +188,9 @@ class BarPipeline:
         obi_rows, liquidation_rows = self.store.resume_obi(), self.store.resume_liquidations(self.horizon_ns)
         self.obi.restore(obi_rows)
         self.liquidation_bars.restore(liquidation_rows)
-        return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows)
+        deriv_rows = self.store.resume_derivs(self.horizon_ns)
+        self.derivs.restore(deriv_rows)
+        return len(rows) + len(summaries) + len(obi_rows) + len(liquidation_rows) + len(deriv_rows)
 
     def decode(self, frames: Sequence[tuple[bytes, int, str]]) -> tuple[list[TradeRun | tuple[TradeGap, int]],
                                                                        dict[str, list[Any]]]:  # fmt: skip
@@ -278,6 +295,7 @@ class BarPipeline:
         if self.settings.processor.write_trades:
             self.store.insert_trade_columns(trades)
         self.store.insert_trade_gaps(gaps)  # with the batch: a restart still flags bars that open after a gap
+        self._register_instruments(rows)
         self.store.insert_bars(rows)
         levels, summaries = footprints
         self.store.insert_footprints(summaries, levels)
@@ -304,9 +322,33 @@ class BarPipeline:
                 (now_ns - bar.start_ns - INTERVAL_NS[bar.interval]) / 1e9
             )
 
-    def _write_obi(self, rows: list[ObiBar]) -> None:
+    def _write_obi(self, rows: list[ObiBar], events: Sequence[BookUpdate | BookGap]) -> None:
         """OBI bars to ClickHouse, then the final ones (all a drain gives) to the asset stage."""
+        self._register_instruments(rows)
         self.store.insert_obi(rows)
+        self._publish_by_asset(rows)
+
+    def _write_liquidations(self, rows: list[LiquidationBar], events: Sequence[Liquidation]) -> None:
+        self._register_instruments(rows)
+        self.store.insert_liquidation_bars(rows)
+        self.producer.flush()  # dead letters of the batch
+
+    def _write_derivs(self, rows: list[DerivBar], tickers: Sequence[DerivTicker]) -> None:
+        """The raw tickers and the derivatives bars to ClickHouse (per asset: the asset_deriv_bars view)."""
+        self._register_instruments(rows)
+        self.store.insert_deriv_tickers(tickers)
+        self.store.insert_deriv_bars(rows)
+        self.producer.flush()  # dead letters of the batch
+
+    def _register_instruments(self, rows: Sequence[Bar | ObiBar | LiquidationBar | DerivBar]) -> None:
+        """Instruments not written to instrument_assets by this process yet (the SQL views' asset units)."""
+        new = {(r.venue, r.instrument) for r in rows} - self._instruments
+        if new:
+            self.store.insert_instrument_assets(sorted(new))
+            self._instruments |= new
+
+    def _publish_by_asset(self, rows: Sequence[ObiBar]) -> None:
+        """Final rows to the by-asset topic, keyed by their asset (then the batch's dead letters are flushed too)."""
         for row in rows:
             if row.final:
                 asset = asset_of_instrument(row.instrument).asset
@@ -436,8 +478,8 @@ def prepare(settings: Settings) -> Stages:
     topics = settings.topics
     ensure_topics(
         settings,
-        [topics.trades, topics.books, topics.liquidations, topics.bars, topics.signals, topics.dead_letter,
-         topics.by_asset, topics.asset_bars],
+        [topics.trades, topics.books, topics.liquidations, topics.tickers, topics.bars, topics.signals,
+         topics.dead_letter, topics.by_asset, topics.asset_bars],
     )  # fmt: skip
     store = BarStore.open(settings.clickhouse)
     bars = assets = None

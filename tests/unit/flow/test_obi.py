@@ -964,8 +964,10 @@ def test_cli_obi_by_asset_sums_the_venues_band_quantities() -> None:
     assert {r["kind"] for r in rows} == {"perp", "spot", "all"}
     both = 0
     for row in rows:
-        parts = [v for v in venue_rows if v["start_ns"] == row["start_ns"] and v["instrument"].split("-")[0] == row["asset"]
-                 and (row["kind"] == "all" or v["instrument"].endswith("-SPOT") == (row["kind"] == "spot"))]  # fmt: skip
+        kinds = ("spot", "perp") if row["kind"] == "all" else (row["kind"],)
+        parts = [v for v in venue_rows if v["start_ns"] == row["start_ns"]
+                 and v["instrument"].split("-")[0] == row["asset"]
+                 and ("spot" if v["instrument"].endswith("-SPOT") else "perp") in kinds]  # fmt: skip
         assert sorted({v["venue"] for v in parts}) == row["venues"]
         both += len(row["venues"]) == 2
         for band in BANDS:
