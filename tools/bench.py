@@ -170,19 +170,21 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
         takes little of the CPU the processor is measured on."""
         producer = make_producer(settings)
         codec = AvroCodec()
-        symbols = [("BTCUSDT", "BTC-USDT-PERP", 60000.0), ("ETHUSDT", "ETH-USDT-PERP", 3000.0)]
+        # two venues of one asset: the asset stage combines them into BTC asset bars
+        symbols = [("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 60000.0), ("bybit-linear", "BTCUSDT", "BTC-USDT-PERP",
+                                                                           60010.0)]  # fmt: skip
         started, n = time.monotonic(), 0
         while not stop.is_set():
             due = int((time.monotonic() - started) * rate)
             now = time.time_ns()
-            for k, (symbol, instrument, price) in enumerate(symbols):
+            for k, (venue, symbol, instrument, price) in enumerate(symbols):
                 ids = range(n + (k - n) % 2, due, 2)  # trade n goes to symbols[n % 2]
                 for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
                     count, sides = len(chunk), ["buy" if i % 3 else "sell" for i in chunk]
-                    batch = TradeBatch("binance-usdm", instrument, symbol, [now] * count, [now] * count,
+                    batch = TradeBatch(venue, instrument, symbol, [now] * count, [now] * count,
                                        [price] * count, [0.01] * count, [price * 0.01] * count, sides,
                                        [str(i) for i in chunk])  # fmt: skip
-                    key = f"binance-usdm|{instrument}".encode()
+                    key = f"{venue}|{instrument}".encode()
                     produce(producer, settings.topics.trades, codec.encode_event(batch), key)
             n = max(n, due)
             producer.poll(0)
@@ -225,9 +227,11 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
             stop.set()
             feeder.join(30)
             time.sleep(5)
-            done = sum(b.trades for i in ("BTC-USDT-PERP", "ETH-USDT-PERP")
-                       for b in client.get_bars("binance-usdm", i, "1m", 0, 2**62))  # fmt: skip
-            batches = _histogram_means(f"http://127.0.0.1:{metrics_port}/metrics")
+            done = sum(b.trades for venue in ("binance-usdm", "bybit-linear")
+                       for b in client.get_bars(venue, "BTC-USDT-PERP", "1m", 0, 2**62))  # fmt: skip
+            metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+            batches = _histogram_means(metrics)
+            asset_lag = _histogram_quantiles(metrics, "tapeline_asset_final_lag_seconds", {"table": "asset_bars"})
     finally:
         stop.set()
         proc.stop()
@@ -244,7 +248,26 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
         "rss_quarters_mb": quarters,
         "query_p50_s": sorted(query_s)[len(query_s) // 2],
         "batches": batches,
+        "asset_lag": asset_lag,
     }
+
+
+def _histogram_quantiles(url: str, name: str, labels: dict[str, str]) -> dict[str, float]:
+    """Count, and p50/p99 upper bounds (the bucket edge the quantile falls under) of one labelled histogram."""
+    families = text_string_to_metric_families(urllib.request.urlopen(url, timeout=10).read().decode())
+    buckets = []
+    for family in families:
+        if family.name == name and family.type == "histogram":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and labels.items() <= sample.labels.items():
+                    buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+
+    def under(q: float) -> float:
+        return next((edge for edge, count in buckets if count >= q * total), float("inf"))
+
+    return {"count": total, "p50_le": under(0.5), "p99_le": under(0.99)}
 
 
 def _histogram_means(url: str) -> dict[str, float]:
@@ -360,6 +383,10 @@ def main(
                f"(GetBars answered in {live['query_p50_s']:.2f} s, median)")  # fmt: skip
         record("  processor RSS (max) in the 1st / 2nd / 3rd / 4th quarter of the run",
                " / ".join(f"{mb:.0f}" for mb in live["rss_quarters_mb"]) + " MB")  # fmt: skip
+        a = live["asset_lag"]
+        record("  asset bars (BTC from both venues): final rows written after the venue bar or watermark that "
+               "completed them was published: count / p50 / p99 (histogram bucket upper bounds)",
+               f"{a['count']:,.0f} / <= {a['p50_le']} s / <= {a['p99_le']} s")  # fmt: skip
         b = live["batches"]
         record("  processor batches: count / mean trades / mean aggregate s / mean write s / mean wait for the "
                "previous write s",

@@ -301,3 +301,17 @@ class BarWatermark(msgspec.Struct, gc=False):
     instrument: str
     asset: str
     watermark_ns: int
+
+
+class AssetInputs(msgspec.Struct, gc=False):
+    """One Kafka message of the by-asset topic: what one write of the bar stage has for one asset, in order.
+
+    Faust costs ~150 µs per message, so rows travel in batches, not one message each (as trades do): final venue
+    bars (corrections included), final OBI bars, then the watermarks those bars moved. A row's position is the
+    message offset << 16 | its index here (bars, then OBI bars, then watermarks).
+    """
+
+    asset: str
+    bars: list[Bar] = msgspec.field(default_factory=list)
+    obi_bars: list[ObiBar] = msgspec.field(default_factory=list)
+    watermarks: list[BarWatermark] = msgspec.field(default_factory=list)

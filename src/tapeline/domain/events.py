@@ -182,9 +182,18 @@ class DeadLetter(msgspec.Struct, gc=False):
 
 
 def as_record(event: msgspec.Struct) -> dict[str, Any]:
-    """A dict with every field, including a tagged struct's `type` tag."""
-    record = msgspec.structs.asdict(event)
+    """A dict with every field, including a tagged struct's `type` tag; nested structs (the rows of a batch)
+    become dicts too, bytes stay bytes."""
+    record = {name: _plain(getattr(event, name)) for name in event.__struct_fields__}
     tag = type(event).__struct_config__.tag
     if isinstance(tag, str):
         record["type"] = tag
     return record
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return as_record(value)
+    if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
+        return [as_record(item) for item in value]
+    return value

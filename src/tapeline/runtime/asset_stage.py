@@ -2,7 +2,8 @@
 
 The bar stage publishes every final venue bar, final OBI bar and bar watermark on the by-asset topic, keyed
 by asset (a repartition topic), so this stage scales with that topic's partitions, apart from the trade
-stream, and one asset's inputs arrive in one order: a record's offset is its position (flow/assets.py).
+stream, and one asset's inputs arrive in one order. A message (AssetInputs) holds what one bar-stage write had
+for the asset; a row's position is offset << 16 | its index in the message (flow/assets.py).
 
 Same rules as the bar stage: each batch's rows are written (and final ones published) before Faust acks the
 batch. State is not kept in Faust: an asset is restored from ClickHouse the first time this worker sees it
@@ -24,8 +25,7 @@ from confluent_kafka import Producer
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.aggregates import AssetBar, AssetMetric, AssetObiBar, Bar, BarWatermark, ObiBar
-from tapeline.domain.assets import asset_of_instrument
+from tapeline.domain.aggregates import AssetBar, AssetInputs, AssetMetric, AssetObiBar, Bar, BarWatermark, ObiBar
 from tapeline.domain.errors import SchemaError
 from tapeline.flow.assets import AssetBarAggregator, AssetObiAggregator
 from tapeline.io.kafka import DeadLetters, produce
@@ -42,9 +42,7 @@ from tapeline.runtime.ordered_writes import OrderedWrites
 
 log = logging.getLogger(__name__)
 
-INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
-    "tapeline.v1.Bar": Bar, "tapeline.v1.ObiBar": ObiBar, "tapeline.v1.BarWatermark": BarWatermark,
-}  # fmt: skip
+MAX_ROWS = 1 << 16  # rows per message that the position encoding (offset << 16 | index) can order
 Frame = tuple[bytes, int, str, float]  # value, offset, context, publish time (s since the epoch)
 
 
@@ -83,13 +81,14 @@ class AssetPipeline:
             now_ns = time.time_ns()
             published: dict[str, float] = {}  # asset -> publish time of its earliest record in the batch
             for value, offset, context, sent_s in frames:
-                row = self._decode(value, context)
-                if row is None:
+                inputs = self._decode(value, context)
+                if inputs is None:
                     continue
-                asset = getattr(row, "asset", "") or asset_of_instrument(row.instrument).asset
-                self._restore(asset, now_ns)
-                published.setdefault(asset, sent_s)
-                self._apply(row, offset, now_ns, context)
+                self._restore(inputs.asset, now_ns)
+                published.setdefault(inputs.asset, sent_s)
+                records: list[Bar | ObiBar | BarWatermark] = [*inputs.bars, *inputs.obi_bars, *inputs.watermarks]
+                for index, row in enumerate(records):
+                    self._apply(row, offset << 16 | index, now_ns, context)
             rows = self._drain(now_ns)
             return await self._writes.submit(self._write, rows, published)
 
@@ -103,12 +102,16 @@ class AssetPipeline:
             if rows:
                 await (await self._writes.submit(self._write, rows, {}))
 
-    def _decode(self, value: bytes, context: str) -> Bar | ObiBar | BarWatermark | None:
+    def _decode(self, value: bytes, context: str) -> AssetInputs | None:
         try:
-            kind = INPUT_TYPES[self.codec.schema_of(value).name]
-            return msgspec.convert(self.codec.decode(value), kind)  # type: ignore[return-value]  # one of INPUT_TYPES
+            if (name := self.codec.schema_of(value).name) != "tapeline.v1.AssetInputs":
+                raise SchemaError(f"a {name} message is not AssetInputs")
+            inputs = msgspec.convert(self.codec.decode(value), AssetInputs)
+            if len(inputs.bars) + len(inputs.obi_bars) + len(inputs.watermarks) > MAX_ROWS:
+                raise SchemaError(f"more than {MAX_ROWS} rows in one message")
+            return inputs
         except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
-            self.dead_letters.send(value, f"processor: undecodable by-asset record: {exc!r}", context)
+            self.dead_letters.send(value, f"processor: undecodable by-asset record: {exc}", context)
             return None
 
     def _apply(self, row: Bar | ObiBar | BarWatermark, offset: int, now_ns: int, context: str) -> None:

@@ -25,7 +25,16 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from tapeline.codec.avro import TRADE_FIELDS, AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.aggregates import Bar, BarWatermark, DerivBar, FootprintBar, FootprintLevel, LiquidationBar, ObiBar
+from tapeline.domain.aggregates import (
+    AssetInputs,
+    Bar,
+    BarWatermark,
+    DerivBar,
+    FootprintBar,
+    FootprintLevel,
+    LiquidationBar,
+    ObiBar,
+)
 from tapeline.domain.assets import asset_of_instrument
 from tapeline.domain.errors import SchemaError
 from tapeline.domain.events import BookGap, BookUpdate, DerivTicker, Liquidation, TradeGap
@@ -61,6 +70,7 @@ E = TypeVar("E")  # a side topic's events
 R = TypeVar("R")  # what its aggregator drains
 BOOK_EVENTS: dict[str, type[msgspec.Struct]] = {"book": BookUpdate, "book_gap": BookGap}
 HEARTBEAT_LIMIT_S = 30.0  # the idle timer runs every second; this long without it, the worker is stuck
+BY_ASSET_ROWS = 2000  # rows per by-asset message
 MAX_BATCH = 1 << 16  # trades per Kafka message that the position encoding (offset << 16 | index) can order
 
 
@@ -303,16 +313,17 @@ class BarPipeline:
         BAR_ROWS_WRITTEN.labels("true").inc(len(final))
         BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))
         topics = self.settings.topics
+        by_asset: dict[str, AssetInputs] = {}
         for bar in final:
-            frame = self.codec.encode_event(bar)
-            produce(self.producer, topics.bars, frame, f"{bar.venue}|{bar.instrument}".encode())
-            produce(self.producer, topics.by_asset, frame, bar.asset.encode())
-        # after the bars they finalize, on the same partition: the asset stage learns which windows an
-        # instrument passed without a trade
+            produce(self.producer, topics.bars, self.codec.encode_event(bar), f"{bar.venue}|{bar.instrument}".encode())
+            by_asset.setdefault(bar.asset, AssetInputs(bar.asset)).bars.append(bar)
+        # after the bars they finalize: the asset stage learns which windows an instrument passed without a trade
         for (venue, instrument), watermark_ns in watermarks.items():
             asset = asset_of_instrument(instrument).asset
-            mark = BarWatermark(venue, instrument, asset, watermark_ns)
-            produce(self.producer, topics.by_asset, self.codec.encode_event(mark), asset.encode())
+            by_asset.setdefault(asset, AssetInputs(asset)).watermarks.append(
+                BarWatermark(venue, instrument, asset, watermark_ns)
+            )
+        self._send_by_asset(by_asset)
         self.producer.flush()  # final bars and dead letters are durable before the batch is acked
         now_ns = time.time_ns()
         if newest_ns:
@@ -348,12 +359,29 @@ class BarPipeline:
             self._instruments |= new
 
     def _publish_by_asset(self, rows: Sequence[ObiBar]) -> None:
-        """Final rows to the by-asset topic, keyed by their asset (then the batch's dead letters are flushed too)."""
+        """Final OBI bars to the by-asset topic, one message per asset (then the batch's dead letters are flushed)."""
+        by_asset: dict[str, AssetInputs] = {}
         for row in rows:
             if row.final:
                 asset = asset_of_instrument(row.instrument).asset
-                produce(self.producer, self.settings.topics.by_asset, self.codec.encode_event(row), asset.encode())
+                by_asset.setdefault(asset, AssetInputs(asset)).obi_bars.append(row)
+        self._send_by_asset(by_asset)
         self.producer.flush()
+
+    def _send_by_asset(self, by_asset: dict[str, AssetInputs]) -> None:
+        """One message per asset, split in order into parts of at most BY_ASSET_ROWS rows (~200 bytes each: well
+        inside the broker's 1 MB message limit); the watermarks go in the last part, after the bars."""
+        topic = self.settings.topics.by_asset
+        for asset, inputs in by_asset.items():
+            parts = [AssetInputs(asset, inputs.bars[i : i + BY_ASSET_ROWS]) for i in range(0, len(inputs.bars),
+                                                                                          BY_ASSET_ROWS)]  # fmt: skip
+            parts += [AssetInputs(asset, obi_bars=inputs.obi_bars[i : i + BY_ASSET_ROWS])
+                      for i in range(0, len(inputs.obi_bars), BY_ASSET_ROWS)]  # fmt: skip
+            if not parts or len(parts[-1].bars) + len(parts[-1].obi_bars) + len(inputs.watermarks) > BY_ASSET_ROWS:
+                parts.append(AssetInputs(asset))
+            parts[-1].watermarks = inputs.watermarks
+            for part in parts:
+                produce(self.producer, topic, self.codec.encode_event(part), asset.encode())
 
 
 def bound_fetch_wait(max_wait_ms: int) -> None:

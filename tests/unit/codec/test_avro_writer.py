@@ -13,6 +13,7 @@ from tapeline.codec.avro import AvroCodec
 from tapeline.codec.avro_writer import compile_writer, write_long
 from tapeline.domain.aggregates import (
     AssetBar,
+    AssetInputs,
     AssetMetric,
     AssetObiBar,
     Bar,
@@ -75,6 +76,9 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
         AssetMetric("BTC", "BNB", ts - ts % 86_400_000_000_000, rng.choice(["FlowNetBNBNtv", "FlowNetBNBUSD"]),
                     rng.uniform(-1e9, 1e9), rng.random() < 0.5, rng.randrange(2**62)),
         BarWatermark("okx", "BTC-USDT-PERP", "BTC", ts),
+        AssetInputs("BTC", [Bar("okx", "BTC-USDT-PERP", "1m", ts, *(rng.uniform(0, 1e5) for _ in range(10)), 5,
+                                1.5, asset="BTC", cmf=maybe())] * rng.randrange(3),
+                    [], [BarWatermark("okx", "BTC-USDT-PERP", "BTC", ts)] * rng.randrange(3)),
         TradeGap("okx", "BTC-USDT-SWAP", "BTC-USDT-PERP", ts, ts + rng.randrange(10**10), "connection closed: wss://x"),
         Signal("abc", "divergence", "regular", "bearish", "okx", "BTC-USDT-PERP", "1m", ts, ts - 1, ts + 1,
                1.0, 2.0, -3.0, 4.0),
