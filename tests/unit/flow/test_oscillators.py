@@ -1,7 +1,7 @@
 """CMF and MFI of bar series (flow/oscillators.py) against a plain reading of their definitions.
 
-The reference below shares nothing with the oscillator: it takes a series' newest final bars in start order
-and evaluates docs/DOMAIN.md "Money-flow oscillators" literally, window by window.
+The reference (tests/support/oscillators.py) shares nothing with the oscillator: it takes a series' newest
+final bars in start order and evaluates docs/DOMAIN.md "Money-flow oscillators" literally, window by window.
 """
 
 from __future__ import annotations
@@ -17,37 +17,9 @@ from tapeline.flow.bars import BarAggregator
 from tapeline.flow.oscillators import MoneyFlow
 from tapeline.flow.windows import newest_versions
 from tests.support.data import VENUE_TRADE_CAPTURES, venue_trades
+from tests.support.oscillators import reference
 
 S = 1_000_000_000
-
-
-def reference(bars: list[Bar], cmf_n: int, mfi_n: int) -> list[tuple[float | None, float | None]]:
-    """(CMF, MFI) of every bar of one series (bars in start order), from the definitions."""
-    out = []
-    for i in range(len(bars)):
-        cmf = mfi = None
-        if i + 1 >= cmf_n:
-            window = bars[i + 1 - cmf_n : i + 1]
-            mfv = vol = 0.0
-            for b in window:
-                v = b.buy_base + b.sell_base
-                mfm = 0.0 if b.high == b.low else ((b.close - b.low) - (b.high - b.close)) / (b.high - b.low)
-                mfv += mfm * v
-                vol += v
-            cmf = mfv / vol
-        if i >= mfi_n:
-            pos = neg = 0.0
-            for j in range(i + 1 - mfi_n, i + 1):
-                tp_now = (bars[j].high + bars[j].low + bars[j].close) / 3
-                tp_before = (bars[j - 1].high + bars[j - 1].low + bars[j - 1].close) / 3
-                flow = tp_now * (bars[j].buy_base + bars[j].sell_base)
-                if tp_now > tp_before:
-                    pos += flow
-                elif tp_now < tp_before:
-                    neg += flow
-            mfi = 100.0 if neg == 0 else 100 - 100 / (1 + pos / neg)
-        out.append((cmf, mfi))
-    return out
 
 
 def assert_matches_reference(rows: list[Bar], cmf_n: int, mfi_n: int) -> int:

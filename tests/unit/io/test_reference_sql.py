@@ -18,6 +18,7 @@ from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.windows import newest_versions
 from tapeline.io.store import BarStore
 from tests.support.data import VENUE_TRADE_CAPTURES, data_files, venue_trades
+from tests.support.oscillators import reference as oscillator_reference
 
 BUCKET_BPS = 2.0
 LATE_ENOUGH = 10**15  # no trade is late: the reference has no notion of lateness
@@ -182,3 +183,20 @@ def test_asset_bars_equal_sql_over_the_stored_venue_bars(store_factory: Callable
         assert (row.trades, row.high, row.low, row.venues) == (n, high, low, venues)
         mixed += len(venues) > 1
     assert mixed > 0  # bybit linear + spot share windows of BTC and ETH in kind `all`
+    # CMF/MFI of every asset series (the short lengths: the captures are short), by the definitions
+    short = AssetBarAggregator(["1m", "1h"], LATE_ENOUGH, cmf_bars=3, mfi_bars=2)
+    for position, bar in enumerate(venue_bars):
+        short.add(bar, position)
+    short.flush()
+    latest = {(r.asset, r.kind, r.interval, r.start_ns): r for r in short.drain()}  # drains are in version order
+    series: dict[tuple[str, str, str], list[AssetBar]] = {}
+    for row in sorted(latest.values(), key=lambda r: r.start_ns):
+        series.setdefault((row.asset, row.kind, row.interval), []).append(row)
+    checked = 0
+    for rows in series.values():
+        for row, (cmf, mfi) in zip(rows, oscillator_reference(rows, 3, 2), strict=True):
+            assert (row.cmf is None, row.mfi is None) == (cmf is None, mfi is None)
+            if cmf is not None and mfi is not None:
+                assert (row.cmf, row.mfi) == pytest.approx((cmf, mfi), rel=1e-9, abs=1e-12)
+                checked += 1
+    assert checked > 10
