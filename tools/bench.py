@@ -414,8 +414,8 @@ def main(
         produced = bench_produce(payloads, fresh())
         record("parse + normalize + Avro + produce, acks=all (1 core + broker)", f"{produced:,.0f} msgs/s")
         proc_rate, proc_s = bench_processor(fresh(), backlog, workdir)
-        record(f"processor alone, default metrics (bars at 6 intervals, 1m/5m footprints, raw trades): {backlog:,} "
-               "trades waiting in Kafka -> ClickHouse",
+        record("processor alone, default metrics and stages (bars at 6 intervals with CMF/MFI, 1m/5m footprints, "
+               f"raw trades; asset stage on): {backlog:,} trades waiting in Kafka -> ClickHouse",
                f"{proc_rate:,.0f} trades/s ({proc_s:.1f} s)")  # fmt: skip
         e2e_rate, e2e_s = bench_end_to_end(fresh(), trades, rate, workdir)
         record(f"end to end: simulator at {rate:,.0f}/s -> ClickHouse, {trades:,} trades",

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from tapeline.config import Settings
 from tapeline.domain.aggregates import AssetBar, AssetObiBar, Bar, FootprintLevel, ObiBar
 from tapeline.domain.events import BookGap, BookUpdate, Event, Trade
 from tapeline.domain.intervals import INTERVAL_NS
-from tapeline.flow.assets import AssetBarAggregator, AssetObiAggregator
+from tapeline.flow.assets import AssetBarAggregator, AssetObiAggregator, CrossVenueAggregator, In, Out
 from tapeline.flow.bars import BarAggregator
 from tapeline.flow.footprint import BucketPolicy, FootprintAggregator
 from tapeline.flow.obi import ObiAggregator
@@ -63,6 +63,14 @@ _horizon_option = click.option(
     "--correction-horizon-ms", "horizon_ms", default=None, type=int,
     help="How long final bars take late-trade corrections (default: the processor's setting).",
 )  # fmt: skip
+
+
+def _by_option(instrument: str, asset: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--by instrument|asset: the venue rows, or the cross-venue rows the asset stage makes of them."""
+    return click.option("--by", "by", type=click.Choice(["instrument", "asset"]), default="instrument",
+                        show_default=True, help=f"instrument: {instrument}; asset: {asset}.")  # fmt: skip
+
+
 _captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 
 
@@ -85,9 +93,7 @@ def normalize(venue: str | None, symbols: str, captures: tuple[Path, ...]) -> No
 @click.option("--interval", "intervals", multiple=True, default=["1m"], show_default=True,
               type=click.Choice(list(INTERVAL_NS)), help="Bar interval; repeat for several.")  # fmt: skip
 @click.option("--lateness-ms", default=None, type=int, help="Allowed lateness (default: the processor's setting).")
-@click.option("--by", "by", type=click.Choice(["instrument", "asset"]), default="instrument", show_default=True,
-              help="instrument: a bar per venue-instrument; asset: cross-venue bars per asset and kind "
-                   "(perp, spot, all) from those bars.")  # fmt: skip
+@_by_option("a bar per venue-instrument", "cross-venue bars per asset and kind (perp, spot, all) from those bars")
 @_venue_option
 @_captures_argument
 @_horizon_option
@@ -119,13 +125,22 @@ def bars(intervals: tuple[str, ...], lateness_ms: int | None, horizon_ms: int | 
 def asset_bars(venue_bars: Sequence[Bar], intervals: Sequence[str], horizon_ns: int) -> list[AssetBar]:
     """Asset bars of final venue bars, by the asset stage's code, newest version of each window, in series
     and time order."""
-    assets = AssetBarAggregator(intervals, horizon_ns)
-    for position, bar in enumerate(venue_bars):
-        assets.add(bar, position)
-    assets.flush()
-    newest: dict[tuple[str, str, str, int], AssetBar] = {}
-    for row in assets.drain():
-        newest[(row.asset, row.kind, row.interval, row.start_ns)] = row  # drains are in version order
+    return _cross_venue(AssetBarAggregator(intervals, horizon_ns), venue_bars)
+
+
+def asset_obi_bars(venue_rows: Sequence[ObiBar], intervals: Sequence[str]) -> list[AssetObiBar]:
+    """Cross-venue OBI of final venue OBI bars, by the asset stage's code, newest version of each window."""
+    return _cross_venue(AssetObiAggregator(intervals, 0), venue_rows)
+
+
+def _cross_venue(aggregator: CrossVenueAggregator[In, Out], rows: Sequence[In]) -> list[Out]:
+    """A finite input through a cross-venue aggregator: the newest row of each window, by series and time."""
+    for position, row in enumerate(rows):
+        aggregator.add(row, position)
+    aggregator.flush()
+    newest = {}
+    for out in aggregator.drain():  # in version order: the last row of a window is its newest
+        newest[(out.asset, out.kind, out.interval, out.start_ns)] = out
     return sorted(newest.values(), key=lambda r: (r.asset, r.kind, INTERVAL_NS[r.interval], r.start_ns))
 
 
@@ -135,9 +150,7 @@ def asset_bars(venue_bars: Sequence[Bar], intervals: Sequence[str], horizon_ns: 
 @click.option("--lateness-ms", default=None, type=int,
               help="Allowed lateness (default: the processor's setting). OBI bars are never corrected, so there "
                    "is no --correction-horizon-ms: a late book event is applied at the newest time.")  # fmt: skip
-@click.option("--by", "by", type=click.Choice(["instrument", "asset"]), default="instrument", show_default=True,
-              help="instrument: OBI bars per venue-instrument; asset: cross-venue OBI per asset and kind over the "
-                   "bps bands, from those bars.")  # fmt: skip
+@_by_option("OBI bars per venue-instrument", "cross-venue OBI per asset and kind over the bps bands, from those bars")
 @_venue_option
 @_symbols_option
 @_captures_argument
@@ -157,16 +170,6 @@ def obi(intervals: tuple[str, ...], lateness_ms: int | None, by: str, venue: str
     if late:
         click.echo(f"{late} book events were older than the watermark; applied to the book at the newest time, "
                    "as the processor does", err=True)  # fmt: skip
-
-
-def asset_obi_bars(venue_rows: Sequence[ObiBar], intervals: Sequence[str]) -> list[AssetObiBar]:
-    """Cross-venue OBI of final venue OBI bars, by the asset stage's code, newest version of each window."""
-    assets = AssetObiAggregator(intervals, 0)
-    for position, row in enumerate(venue_rows):
-        assets.add(row, position)
-    assets.flush()
-    newest = {(r.asset, r.kind, r.interval, r.start_ns): r for r in assets.drain()}  # drains are in version order
-    return sorted(newest.values(), key=lambda r: (r.asset, r.kind, INTERVAL_NS[r.interval], r.start_ns))
 
 
 def _obi_rows(captures: tuple[Path, ...], venue: str | None, symbols: str, intervals: tuple[str, ...],

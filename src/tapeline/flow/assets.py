@@ -64,8 +64,19 @@ class VenueRow(Protocol):
     incomplete: bool
 
 
+class AssetRow(Protocol):
+    """A cross-venue row (AssetBar, AssetObiBar)."""
+
+    asset: str
+    kind: str
+    interval: str
+    start_ns: int
+    final: bool
+    version: int
+
+
 In = TypeVar("In", bound=VenueRow)
-Out = TypeVar("Out")
+Out = TypeVar("Out", bound=AssetRow)
 
 
 @dataclass(eq=False)
@@ -303,7 +314,7 @@ class CrossVenueAggregator(ABC, Generic[In, Out]):
 
     # -- restore ----------------------------------------------------------------------------------------
 
-    def _restore_series(self, rows: Iterable[In], stored: Iterable[_Stored], now_ns: int) -> None:
+    def _restore_series(self, rows: Iterable[In], stored: Iterable[AssetRow], now_ns: int) -> None:
         """Venue rows back into their windows without emitting, after `stored`, the asset rows written before
         the restart: inputs up to their newest position were applied then. Venue rows may be ahead of what the
         stage had applied (the bar stage wrote them first), so a source counts as having passed only the
@@ -331,17 +342,6 @@ class CrossVenueAggregator(ABC, Generic[In, Out]):
                 series.replayed_until = max(series.replayed_until, position)
                 series.ready_check = True
                 self._dirty.add(self._key(series))
-
-
-class _Stored(Protocol):
-    """A stored cross-venue row, as a restore reads it."""
-
-    asset: str
-    kind: str
-    interval: str
-    start_ns: int
-    final: bool
-    version: int
 
 
 def _restored_final(window: _Window[In], incomplete_venues: Iterable[str]) -> None:
