@@ -436,3 +436,10 @@ def _capture_venue(path: Path) -> str:
     if name is None:
         raise click.UsageError(f"cannot tell the venue of {path}; pass --venue")
     return name
+
+
+# after the shared options above, which these commands reuse
+from tapeline.cli.signals import evaluate_command, signals_command  # noqa: E402
+
+main.add_command(signals_command)
+main.add_command(evaluate_command)

@@ -153,22 +153,24 @@ class Instrument(msgspec.Struct, gc=False):
 
 
 class Signal(msgspec.Struct, tag="signal", tag_field="type", gc=False):
-    """A detected pattern, e.g. a regular bearish price/CVD divergence."""
+    """One version of a detected pattern (signals/: a divergence, a net-flow alert, ...). A change to the bars
+    it rests on publishes it again with the same id, the next version and status `revised` or `withdrawn`."""
 
     signal_id: str  # deterministic: a replay emits the same id
-    kind: str  # "divergence"
-    variant: str  # "regular" | "hidden"
+    version: int  # 1, 2, ...
+    status: str  # "active" | "revised" | "withdrawn"
+    kind: str  # e.g. "divergence_regular", "net_flow_threshold" (docs/signals.md lists them)
     direction: str  # "bullish" | "bearish"
-    venue: str
-    instrument: str
+    venue: str | None  # None for an asset signal
+    instrument: str | None
+    asset: str
+    market: str  # the series' market kind: "perp" | "spot" | "all"
     interval: str
-    pivot_ts_ns: int  # start of the bar that forms the newer swing
-    prev_pivot_ts_ns: int  # start of the bar of the older swing
-    confirmed_ts_ns: int  # start of the bar that confirmed the newer pivot (L bars later)
-    price_prev: float
-    price_now: float
-    cvd_prev: float
-    cvd_now: float
+    ts_ns: int  # when it was confirmed: the end of the confirming bar
+    pivot_ts_ns: int | None  # the swing it refers to, where one applies
+    strength: float  # detector-defined (docs/signals.md)
+    detail: dict[str, float]  # the numbers that triggered it (times in ms, as *_ts_ms)
+    detector: str  # the rule that found it
 
 
 class DeadLetter(msgspec.Struct, gc=False):

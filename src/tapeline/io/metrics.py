@@ -45,7 +45,13 @@ FINAL_BAR_LAG_SECONDS = Histogram(
 WRITE_WAIT_SECONDS = Histogram(
     "tapeline_processor_write_wait_seconds", "Time a batch's write waited for the previous batch's write"
 )
-SIGNALS_OUT = Counter("tapeline_signals_total", "Signals published", ["kind", "direction"])
+SIGNALS_OUT = Counter("tapeline_signals_total", "Signal versions published", ["kind", "direction"])
+SIGNAL_INPUTS = Counter("tapeline_signal_inputs_total", "Rows the signal engine read", ["type"])
+SIGNAL_LAG_SECONDS = Histogram(
+    "tapeline_signal_lag_seconds",
+    "From the publication of the newest input row that confirmed signals in a batch to their commit",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
+)
 RPC_REQUESTS = Counter("tapeline_rpc_requests_total", "gRPC requests", ["method", "code"])
 ASSET_INPUTS = Counter("tapeline_asset_inputs_total", "By-asset topic records applied by the asset stage", ["type"])
 ASSET_LATE_ROWS = Counter(

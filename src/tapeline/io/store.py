@@ -34,7 +34,7 @@ from tapeline.domain.aggregates import (
 )
 from tapeline.domain.assets import asset_of_instrument, market_kind
 from tapeline.domain.errors import StoreError
-from tapeline.domain.events import DerivTicker, Trade, TradeGap
+from tapeline.domain.events import DerivTicker, Signal, Trade, TradeGap
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.flow.oscillators import CMF_BARS, MFI_BARS
 from tapeline.paths import schemas_dir
@@ -50,6 +50,7 @@ DERIV_TICKER_COLUMNS = list(DerivTicker.__struct_fields__)
 ASSET_BAR_COLUMNS = list(AssetBar.__struct_fields__)
 ASSET_OBI_COLUMNS = list(AssetObiBar.__struct_fields__)
 ASSET_METRIC_COLUMNS = list(AssetMetric.__struct_fields__)
+SIGNAL_COLUMNS = list(Signal.__struct_fields__)
 # per-level fields stored as arrays (the rest of a FootprintLevel is its bar's)
 LEVEL_FIELDS = ["price", "buy_base", "sell_base", "buy_trades", "sell_trades", "delta_base", "buy_imbalance",
                 "sell_imbalance"]  # fmt: skip
@@ -385,6 +386,25 @@ class BarStore:
 
     def insert_deriv_bars(self, rows: Sequence[DerivBar]) -> None:
         self._insert_structs("deriv_bars", DERIV_BAR_COLUMNS, rows)
+
+    # -- signals ------------------------------------------------------------------------------------------
+
+    def insert_signals(self, signals: Sequence[Signal]) -> None:
+        self._insert_structs("signals", SIGNAL_COLUMNS, signals)
+
+    def current_signals(self, *, include_withdrawn: bool = False) -> list[Signal]:
+        """Each signal's newest version, oldest confirmation first (withdrawn ones only if asked)."""
+        where = "" if include_withdrawn else "WHERE status != 'withdrawn'"
+        sql = (
+            f"SELECT * FROM (SELECT {', '.join(SIGNAL_COLUMNS)} FROM {self.database}.signals FINAL "
+            f"ORDER BY signal_id, version DESC LIMIT 1 BY signal_id) {where} ORDER BY ts_ns, signal_id"
+        )
+        return [Signal(*row) for row in self._rows("signals", sql)]
+
+    def signal_versions(self) -> list[Signal]:
+        """Every stored version, by signal and version."""
+        sql = f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM {self.database}.signals FINAL ORDER BY signal_id, version"
+        return [Signal(*row) for row in self._rows("signals", sql)]
 
     def insert_deriv_tickers(self, tickers: Sequence[DerivTicker]) -> None:
         self._insert_structs("deriv_tickers", DERIV_TICKER_COLUMNS, tickers)

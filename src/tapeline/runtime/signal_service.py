@@ -1,55 +1,65 @@
-"""Signal service: final bars from Kafka -> divergence detectors -> signals to Kafka.
+"""Signal service: final rows from Kafka -> the signal engine (signals/) -> signal versions to Kafka.
 
-Delivery: at-least-once with deterministic signal ids. Per batch, signals (and dead letters) are
-produced with the idempotent producer, flushed, and only then are the offsets committed; a crash in
-between re-emits the same ids, which consumers de-duplicate.
+Inputs: final venue bars, asset bars, and the footprint, liquidation and derivatives bars of the bar stage
+(each topic keyed so that one series stays in one partition). Output: Signal v2 records on the signals
+topic, keyed by asset; the processor's `signals` stage stores them in ClickHouse.
 
-Warm-up: the detectors are in-memory, and a pivot needs bars from before the committed offset. On
-partition assignment each partition is therefore re-read from `warmup_messages` before its committed
-offset; those bars only rebuild detector state (no signals, no dead letters: both were already
-published by the run that consumed them). Given enough history (`warmup_bars` final bars of every
-series of that partition, see divergence.py) a restarted service publishes exactly what an
-uninterrupted one would. The seek is counted in messages, not per series, so a series that is rare in
-its partition may get less; that is logged as a "cold" series. Assumes every series lives in one
-partition (bars keyed by venue|instrument), which per-series ordering needs anyway.
+Delivery is exactly-once for readers with isolation.level=read_committed: each batch's signals and dead
+letters are produced in one Kafka transaction together with the batch's consumer offsets, so a crash
+(kill -9 included) aborts the open transaction and the restarted service re-reads the batch and
+publishes it once. The transactional id is fixed per group and host, so a restarted instance fences
+the one it replaces.
+
+Warm-up: the engine's state (recent bars, what was published, versions) is in memory. On assignment
+each partition is re-read from `warmup_s` before its committed offset; those messages only rebuild
+state (nothing is published: the run that consumed them did). `warmup_s` defaults to the longest
+history any rule reads (in time: bars x interval), so a restarted service publishes what an
+uninterrupted one would. Series that get less (a retention shorter than that) are logged.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
-from tapeline.domain.aggregates import Bar
+from tapeline.domain.aggregates import AssetBar, Bar, DerivBar, FootprintBar, LiquidationBar
 from tapeline.domain.errors import BadMessage, TapelineError
 from tapeline.domain.events import Signal
+from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.io.kafka import DeadLetters, make_producer, produce
-from tapeline.io.metrics import SIGNALS_OUT
+from tapeline.io.metrics import SIGNAL_INPUTS, SIGNAL_LAG_SECONDS, SIGNALS_OUT
 from tapeline.runtime.observability import Heartbeat
-from tapeline.signals.divergence import SeriesDetectors, SeriesKey, series_key, warmup_bars
+from tapeline.signals.engine import SignalEngine
+from tapeline.signals.rules import Rules
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
 POLL_TIMEOUT_S = 0.5
-FLUSH_TIMEOUT_S = 60.0
-# Partition re-read on assignment = warmup_bars(L, D) x this many series. Replay (decode + detect)
-# costs ~15 us per message here, so erring high is cheap: 66 k messages, ~1 s, with the defaults.
-WARMUP_SERIES_PER_PARTITION = 1000
-BAR_SCHEMA = "tapeline.v1.Bar"
-# A commit that loses a race with a rebalance: the new owner re-reads from the last commit (at-least-once).
-_COMMIT_RACES = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+TXN_TIMEOUT_S = 60.0
+Row = Bar | AssetBar | FootprintBar | LiquidationBar | DerivBar
+INPUTS: dict[str, type[Row]] = {
+    "tapeline.v1.Bar": Bar,
+    "tapeline.v1.AssetBar": AssetBar,
+    "tapeline.v1.FootprintBar": FootprintBar,
+    "tapeline.v1.LiquidationBar": LiquidationBar,
+    "tapeline.v1.DerivBar": DerivBar,
+}
+# other records on the input topics (the asset-bars topic also carries cross-venue OBI and daily metrics)
+NOT_INPUTS = frozenset({"tapeline.v1.AssetObiBar", "tapeline.v1.AssetMetric"})
 
 
 class PublishError(TapelineError):
-    """Signals or dead letters could not be made durable; offsets stay uncommitted."""
+    """Signals or dead letters could not be made durable; the transaction is aborted."""
 
 
 @dataclass
@@ -64,48 +74,63 @@ class RunStats:
 class _Partition:
     publish_from: int  # the committed offset: signals from here on are new
     history_complete: bool  # the warm-up starts at the oldest retained message
-    warm_bars: dict[SeriesKey, int] = field(default_factory=dict)  # final bars replayed per series
     next_commit: int | None = None
     live: bool = False
 
 
-def default_warmup_messages(settings: Settings) -> int:
-    return warmup_bars(settings.signals.pivot_lookback, settings.signals.max_pivot_distance) * (
-        WARMUP_SERIES_PER_PARTITION
-    )
+def warmup_seconds(rules: Rules) -> float:
+    """The longest history a rule reads, in seconds (bars x interval width, plus the confirming bar)."""
+    longest = 0
+    for rule, detector in rules.pairs():
+        for interval in rule.intervals:
+            width = INTERVAL_NS[interval]
+            longest = max(longest, (detector.history(width) + 2) * width)
+    return longest / 1e9
 
 
-def decode_bar(codec: AvroCodec, raw: bytes | None) -> Bar:
-    """Bytes -> Bar, or BadMessage saying why."""
+def decode_row(codec: AvroCodec, raw: bytes | None) -> Row | None:
+    """Bytes -> an input row, None for a record that is not an input, or BadMessage saying why."""
     if raw is None:
-        raise BadMessage("undecodable bar: empty: tombstone (no value)")
+        raise BadMessage("undecodable input: empty: tombstone (no value)")
     try:
         writer = codec.schema_of(raw)
-        if writer.name != BAR_SCHEMA:
-            raise BadMessage(f"undecodable bar: wrong schema: {writer.name} (id {writer.schema_id})")
-        return msgspec.convert(codec.decode(raw), Bar)
+        if writer.name in NOT_INPUTS:
+            return None
+        row_type = INPUTS.get(writer.name)
+        if row_type is None:
+            raise BadMessage(f"undecodable input: wrong schema: {writer.name} (id {writer.schema_id})")
+        record = codec.decode(raw)
+        record.pop("type", None)
+        return msgspec.convert(record, row_type)
     except BadMessage:
         raise
     except Exception as exc:  # untrusted bytes: any decoder failure is a bad message, kept with its raw bytes
-        raise BadMessage(f"undecodable bar: {type(exc).__name__}: {exc}") from exc
+        raise BadMessage(f"undecodable input: {type(exc).__name__}: {exc}") from exc
+
+
+def input_topics(settings: Settings) -> list[str]:
+    t = settings.topics
+    return [t.bars, t.asset_bars, t.footprint_bars, t.liquidation_bars, t.deriv_bars]
 
 
 class SignalService:
-    """One consumer + one producer; `run_once` handles one batch end to end."""
+    """One consumer + one transactional producer; `run_once` handles one batch end to end."""
 
-    def __init__(self, settings: Settings, warmup_messages: int | None = None) -> None:
+    def __init__(self, settings: Settings, warmup_s: float | None = None) -> None:
         self.settings = settings
-        self.warmup_messages = default_warmup_messages(settings) if warmup_messages is None else warmup_messages
-        self.intervals = frozenset(settings.signals.intervals)
-        self.need_bars = warmup_bars(settings.signals.pivot_lookback, settings.signals.max_pivot_distance)
+        self.rules = settings.signals.signal_rules()
+        if warmup_s is None:
+            warmup_s = settings.signals.warmup_s
+        self.warmup_s: float = warmup_seconds(self.rules) if warmup_s is None else warmup_s
         self.codec = AvroCodec()
-        self.detectors = SeriesDetectors(settings.signals.pivot_lookback, settings.signals.max_pivot_distance)
+        self.engine = SignalEngine(self.rules)
         self.stats = RunStats()
         self.assigned_once = threading.Event()
         self._partitions: dict[tuple[str, int], _Partition] = {}
-        self._series_at: dict[SeriesKey, tuple[str, int]] = {}
-        self._delivery_errors: list[str] = []
-        self.producer = make_producer(settings, on_delivery=self._on_delivery)
+        self.producer: Producer = make_producer(
+            settings, **{"transactional.id": f"{settings.signals.group_id}-{socket.gethostname()}"}
+        )
+        self.producer.init_transactions(TXN_TIMEOUT_S)
         self.dead_letters = DeadLetters(self.producer, settings.topics.dead_letter, source="signals", codec=self.codec)
         self.consumer = Consumer(
             {
@@ -113,49 +138,79 @@ class SignalService:
                 "group.id": settings.signals.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
                 "enable.partition.eof": False,
             }
         )
         self.consumer.subscribe(
-            [settings.topics.bars], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            input_topics(settings), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
 
     # ------------------------------------------------------------------ rebalance
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
+        since_ms = int((time.time() - self.warmup_s) * 1000)
+        wanted = [TopicPartition(tp.topic, tp.partition, max(0, since_ms)) for tp in committed]
+        by_time = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(wanted, timeout=30)}
         for tp in committed:
+            at = (tp.topic, tp.partition)
             low, _high = consumer.get_watermark_offsets(tp, timeout=30, cached=False)
             if tp.offset < 0:  # nothing committed: a first run, every signal is new
-                self._partitions[(tp.topic, tp.partition)] = _Partition(publish_from=-1, history_complete=True)
-                log.info("assigned %s[%d]: no committed offset, publishing from the start", tp.topic, tp.partition)
+                self._partitions[at] = _Partition(publish_from=-1, history_complete=True)
+                log.info("assigned %s[%d]: no committed offset, publishing from the start", *at)
                 tp.offset = OFFSET_BEGINNING
                 continue
-            start = max(low, tp.offset - self.warmup_messages)
-            self._partitions[(tp.topic, tp.partition)] = _Partition(tp.offset, history_complete=start <= low)
-            log.info("assigned %s[%d]: warm-up from %d, publishing from %d", tp.topic, tp.partition, start, tp.offset)
+            found = by_time.get(at, -1)
+            start = tp.offset if found < 0 else min(found, tp.offset)  # -1: nothing that recent
+            start = max(low, start)
+            self._partitions[at] = _Partition(tp.offset, history_complete=start <= low)
+            log.info("assigned %s[%d]: warm-up from %d, publishing from %d", *at, start, tp.offset)
             tp.offset = start
         consumer.assign(committed)
         self.assigned_once.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Offsets are committed after every batch, so there is nothing to commit here. The series of
-        # these partitions are dropped: if the partition comes back, its warm-up rebuilds them from a
-        # consistent point instead of continuing from a state with a gap.
-        gone = {(tp.topic, tp.partition) for tp in partitions}
-        for key in [k for k, at in self._series_at.items() if at in gone]:
-            self.detectors.drop(key)
-            del self._series_at[key]
-        for at in gone:
-            self._partitions.pop(at, None)
-        log.info("revoked %s", sorted(gone))
+        # Offsets are committed with every batch's transaction. The engine's state cannot be split by
+        # partition, and the (eager) rebalance revokes every partition: the engine starts afresh and the
+        # next assignment re-reads each partition's warm-up.
+        self.engine = SignalEngine(self.rules)
+        self._partitions.clear()
+        log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in partitions))
 
     # ------------------------------------------------------------------ batches
 
     def run_once(self) -> int:
-        """Consume, detect, publish, flush, commit one batch; returns the number of messages."""
+        """Consume one batch; publish its signals and commit its offsets in one transaction."""
         messages = self.consumer.consume(num_messages=BATCH_MAX, timeout=POLL_TIMEOUT_S)
+        if not messages:
+            return 0
+        self.producer.begin_transaction()
+        try:
+            published, newest_input_s = self._handle_all(messages)
+            offsets = [
+                TopicPartition(topic, partition, state.next_commit)
+                for (topic, partition), state in self._partitions.items()
+                if state.next_commit is not None
+            ]
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
+                                                          TXN_TIMEOUT_S)  # fmt: skip
+            self.producer.commit_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:
+            self._abort()
+            raise PublishError(f"batch not published (transaction aborted): {exc}") from exc
+        now = time.time()
+        for sig in published:
+            SIGNALS_OUT.labels(sig.kind, sig.direction).inc()
+        if published and newest_input_s:
+            SIGNAL_LAG_SECONDS.observe(now - newest_input_s)
+        self.stats.signals += len(published)
+        return len(messages)
+
+    def _handle_all(self, messages: list[Message]) -> tuple[list[Signal], float]:
         published: list[Signal] = []
+        newest_input_s = 0.0  # publication time of the newest input that confirmed a signal
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -163,15 +218,12 @@ class SignalService:
                     raise KafkaException(err)
                 log.warning("consumer error: %s", err)
                 continue
-            published += self._handle(msg)
-        if not messages:
-            return 0
-        self._flush()
-        for sig in published:
-            SIGNALS_OUT.labels(sig.kind, sig.direction).inc()
-        self.stats.signals += len(published)
-        self._commit()
-        return len(messages)
+            signals = self._handle(msg)
+            if signals:
+                published += signals
+                _kind, stamp_ms = msg.timestamp()
+                newest_input_s = max(newest_input_s, stamp_ms / 1000)
+        return published, newest_input_s
 
     def _handle(self, msg: Message) -> list[Signal]:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
@@ -187,73 +239,35 @@ class SignalService:
             state.next_commit = offset + 1
             if not state.live:
                 state.live = True
-                self._report_cold(at, state)
+                if not state.history_complete:
+                    log.info("%s[%d]: warm-up done; its history starts after the retention's oldest message", *at)
         else:
             self.stats.warmup_messages += 1
         try:
-            bar = decode_bar(self.codec, msg.value())
+            row = decode_row(self.codec, msg.value())
         except BadMessage as exc:
             if live:  # a warm-up message was dead-lettered by the run that consumed it
                 self.dead_letters.send(msg.value() or b"", exc.reason, f"{at[0]}/{at[1]}@{offset}")
                 self.stats.dead_letters += 1
             return []
-        if bar.interval not in self.intervals or not bar.final:
+        if row is None:
             return []
-        key = series_key(bar)
-        self._series_at[key] = at
-        if not live:
-            state.warm_bars[key] = state.warm_bars.get(key, 0) + 1
-        signals = self.detectors.update(bar)
+        SIGNAL_INPUTS.labels(type(row).__name__).inc()
+        signals = self.engine.add(row)
         if not live:
             return []
         for sig in signals:
-            value = self.codec.encode_event(sig)
-            produce(self.producer, self.settings.topics.signals, value, f"{sig.venue}|{sig.instrument}".encode())
+            produce(self.producer, self.settings.topics.signals, self.codec.encode_event(sig), sig.asset.encode())
         return signals
 
-    def _report_cold(self, at: tuple[str, int], state: _Partition) -> None:
-        """Warm-up of this partition is over: say which series got less history than exactness needs."""
-        if not state.history_complete:
-            cold = sorted(k for k, n in state.warm_bars.items() if n < self.need_bars)
-            if cold:
-                log.warning(
-                    "%s[%d]: warm-up gave %d series fewer than %d bars (e.g. %s); their first signals after "
-                    "the restart may differ from an uninterrupted run (raise warmup_messages)",
-                    *at, len(cold), self.need_bars, "|".join(cold[0]),
-                )  # fmt: skip
-        state.warm_bars.clear()
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err}")
-
-    def _flush(self) -> None:
-        left = self.producer.flush(FLUSH_TIMEOUT_S)
-        if left or self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            raise PublishError(f"{left} messages not delivered within {FLUSH_TIMEOUT_S}s; errors: {errors[:5]}")
-
-    def _commit(self) -> None:
-        # Explicit offsets: a batch of warm-up messages only must not move a committed offset backwards.
-        offsets = [
-            TopicPartition(topic, partition, state.next_commit)
-            for (topic, partition), state in self._partitions.items()
-            if state.next_commit is not None
-        ]
-        if not offsets:
-            return
+    def _abort(self) -> None:
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() not in _COMMIT_RACES:
-                raise
-            log.warning("commit lost to a rebalance (%s); the batch may be re-read, with the same ids", exc)
+            self.producer.abort_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:  # the transaction may be fenced or gone already
+            log.warning("abort failed: %s", exc)
 
     def close(self) -> None:
-        try:
-            self.producer.flush(FLUSH_TIMEOUT_S)
-        finally:
-            self.consumer.close()  # leaves the group, so a restart rebalances at once
+        self.consumer.close()  # leaves the group, so a restart rebalances at once
 
 
 def run(
@@ -261,12 +275,12 @@ def run(
     stop_event: threading.Event | None = None,
     *,
     max_idle_s: float | None = None,
-    warmup_messages: int | None = None,
+    warmup_s: float | None = None,
     heartbeat: Heartbeat | None = None,
 ) -> RunStats:
     """Run until `stop_event` is set or, once partitions are assigned, no message came for `max_idle_s`."""
     stop_event = stop_event or threading.Event()
-    service = SignalService(settings, warmup_messages)
+    service = SignalService(settings, warmup_s)
     last_activity = time.monotonic()
     try:
         while not stop_event.is_set():
@@ -280,12 +294,12 @@ def run(
                 break
     finally:
         service.close()
-    log.info("signal service stopped: %s", service.stats)
+    log.info("signal service stopped: %s (stale bar changes: %d)", service.stats, service.engine.stale)
     return service.stats
 
 
 def run_forever(settings: Settings, heartbeat: Heartbeat | None = None) -> None:
-    """Run until SIGTERM or SIGINT; the current batch finishes and its offsets are committed."""
+    """Run until SIGTERM or SIGINT; the current batch's transaction completes first."""
     stop_event = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -295,3 +309,6 @@ def run_forever(settings: Settings, heartbeat: Heartbeat | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     run(settings, stop_event, heartbeat=heartbeat)
+
+
+__all__ = ["PublishError", "RunStats", "SignalService", "decode_row", "run", "run_forever"]

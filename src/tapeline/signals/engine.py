@@ -20,6 +20,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from tapeline.domain.aggregates import AssetBar, Bar, DerivBar, FootprintBar, LiquidationBar
 from tapeline.signals.model import (
     ASSET,
@@ -199,8 +201,7 @@ class SignalEngine:
         return record
 
     def _record(self, record: SignalRecord, version: int, status: str) -> SignalRecord:
-        new = SignalRecord(**{**{f: getattr(record, f) for f in SignalRecord.__dataclass_fields__},
-                              "version": version, "status": status})  # fmt: skip
+        new = msgspec.structs.replace(record, version=version, status=status)
         self.published[record.signal_id] = new
         return new
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from tapeline.domain.aggregates import AssetBar, Bar, DerivBar, FootprintBar, LiquidationBar
 from tapeline.domain.assets import asset_of_instrument, market_kind
+from tapeline.domain.events import Signal
 from tapeline.domain.intervals import INTERVAL_NS
 
 VENUE, ASSET = "venue", "asset"
@@ -175,34 +176,7 @@ class Finding:
     pivot_ts_ns: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SignalRecord:
-    """A published signal: one version of it."""
-
-    signal_id: str
-    version: int  # 1, 2, ...: each change is published again with the next
-    status: str  # "active" | "revised" | "withdrawn"
-    kind: str
-    direction: str
-    venue: str | None
-    instrument: str | None
-    asset: str
-    market: str  # the series' market kind: perp | spot | all
-    interval: str
-    ts_ns: int  # when it was confirmed: the end of the confirming bar
-    pivot_ts_ns: int | None
-    strength: float
-    detail: Mapping[str, float]
-    detector: str
-
-    def as_row(self) -> dict[str, object]:
-        """The output contract (JSON lines of `tapeline signals`, the Avro record, the ClickHouse row)."""
-        return {
-            "signal_id": self.signal_id, "version": self.version, "status": self.status, "kind": self.kind,
-            "direction": self.direction, "venue": self.venue, "instrument": self.instrument, "asset": self.asset,
-            "market": self.market, "interval": self.interval, "ts_ns": self.ts_ns, "pivot_ts_ns": self.pivot_ts_ns,
-            "strength": self.strength, "detail": dict(self.detail), "detector": self.detector,
-        }  # fmt: skip
+SignalRecord = Signal  # what the engine publishes: the domain event (one version of a signal)
 
 
 def signal_id(detector: str, key: SeriesKey, finding: Finding) -> str:

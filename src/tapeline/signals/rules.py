@@ -121,6 +121,7 @@ class Rules:
     @classmethod
     def parse(cls, data: Sequence[Mapping[str, Any]], source: str = "rules") -> Rules:
         """Rules from plain data (a settings file or the environment); errors name the rule and the field."""
+        load_detectors()
         rules = []
         for n, item in enumerate(data):
             try:
@@ -129,7 +130,10 @@ class Rules:
                 label = item.get("name") or item.get("detector") if isinstance(item, Mapping) else None
                 problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
                 raise RuleError(f"{source}: rule {n + 1}{f' ({label})' if label else ''}: {problems}") from None
-        return cls(rules)
+        try:
+            return cls(rules)
+        except RuleError as exc:
+            raise RuleError(f"{source}: {exc}") from None
 
     def only(self, detectors: Sequence[str]) -> Rules:
         """The rules of these detectors (or rule names); unknown ones are an error."""
@@ -138,6 +142,13 @@ class Rules:
         if unknown:
             raise RuleError(f"no rule runs detector {unknown}; rules run: {', '.join(sorted(known))}")
         return Rules([r for r in self.rules if r.detector in detectors or r.rule_name in detectors])
+
+    def at_intervals(self, intervals: Sequence[str]) -> Rules:
+        """The same rules, each at these intervals instead of its own."""
+        return Rules([r.model_copy(update={"intervals": list(intervals)}) for r in self.rules])
+
+    def pairs(self) -> list[tuple[Rule, Detector]]:
+        return list(self._detectors)
 
     def detectors_for(self, key: SeriesKey) -> tuple[Detector, ...]:
         found = self._cache.get(key)
@@ -150,10 +161,14 @@ class Rules:
         return frozenset(i for r in self.rules for i in r.intervals)
 
 
+def load_detectors() -> None:
+    """Import the detector modules, which register themselves (they import this module: hence not at the top)."""
+    import tapeline.signals.detectors  # noqa: F401
+
+
 def default_rules() -> Rules:
     """Every detector with DOMAIN's defaults, at 1m (divergence also at 5m and 15m)."""
-    import tapeline.signals.detectors  # noqa: F401  (registers the detectors)
-
+    load_detectors()
     items: list[dict[str, Any]] = [{"detector": name} for name in sorted(REGISTRY)]
     for item in items:
         if item["detector"] == "divergence":
