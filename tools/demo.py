@@ -5,6 +5,8 @@ Prints each final 1s bar as it lands and every signal, and says how to query. Ct
 
 from __future__ import annotations
 
+import json
+
 import signal
 import threading
 import time
@@ -18,10 +20,15 @@ from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings
 from tapeline.io.rpc.client import QueryClient, QueryError
 from tapeline.paths import run_dir
+from tapeline.signals.rules import REGISTRY, load_detectors
 from tapeline.venues.binance.instruments import usdm_instrument
 from tools import kafka_local
 from tools.simulator import SimulatorSettings
 from tools.supervisor import ServiceProcess
+
+load_detectors()
+# The default rules run at 1m and up; the demo runs for minutes, so every detector also runs at 1s.
+DEMO_RULES = [{"detector": name, "intervals": ["1s", "1m"]} for name in sorted(REGISTRY)]
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -44,7 +51,8 @@ def main(symbols: str, rate: float, duration: float) -> None:
         "TAPELINE_CONNECTOR__SYMBOLS": symbols,
         "TAPELINE_SIMULATOR__SYMBOLS": symbols,
         "TAPELINE_SIMULATOR__RATE": str(rate),
-        "TAPELINE_SIGNALS__INTERVALS": "1s",  # 1s bars make divergences visible within a minute
+        # every detector at 1s too: 1s bars make signals visible within a minute
+        "TAPELINE_SIGNALS__RULES": json.dumps(DEMO_RULES),
     }
     logs = run_dir() / "logs"
     services = [ServiceProcess(name, env, logs) for name in ("simulator", "connector", "processor", "signals")]
@@ -113,10 +121,11 @@ def _print_signals(settings: Settings, bootstrap: str, stop: threading.Event) ->
             if msg is None or msg.error():
                 continue
             sig = codec.decode(msg.value())
+            where = f"{sig['venue']} {sig['instrument']}" if sig.get("venue") else f"{sig['asset']} ({sig['market']})"
+            numbers = ", ".join(f"{k} {v:.4g}" for k, v in list(sig["detail"].items())[:4])
             console.print(
-                f"[bold magenta]SIGNAL[/] {sig['variant']} {sig['direction']} divergence on {sig['instrument']} "
-                f"{sig['interval']}: price {sig['price_prev']:.2f} -> {sig['price_now']:.2f}, "
-                f"CVD {sig['cvd_prev']:+.3f} -> {sig['cvd_now']:+.3f}"
+                f"[bold magenta]SIGNAL[/] {sig['kind']} {sig['direction']} on {where} {sig['interval']} "
+                f"(v{sig['version']} {sig['status']}, strength {sig['strength']:.3g}): {numbers}"
             )
     finally:
         consumer.close()

@@ -1,6 +1,8 @@
-"""Signal service: final bars -> price/CVD divergences -> signals topic. Run as `python -m services.signals`.
+"""Signal service: final bars, asset bars and side bars -> the signal engine -> signals topic.
+Run as `python -m services.signals`.
 
-Configured by TAPELINE_* (see tapeline.config.SignalSettings); stops cleanly on SIGTERM/SIGINT.
+Configured by TAPELINE_* (see tapeline.config.SignalSettings: rules_file, rules); a bad rule stops the start
+with the rule and field named. Stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from tapeline.config import Settings
 from tapeline.io.kafka import ensure_topics
 from tapeline.runtime import observability
-from tapeline.runtime.signal_service import run_forever
+from tapeline.runtime.signal_service import input_topics, run_forever
 
 
 def main() -> None:
@@ -21,7 +23,7 @@ def main() -> None:
     health.liveness("signal consumer loop", heartbeat.check)
     observability.serve(settings.metrics.port, health)
     topics = settings.topics
-    ensure_topics(settings, [topics.bars, topics.signals, topics.dead_letter])
+    ensure_topics(settings, [*input_topics(settings), topics.signals, topics.dead_letter])
     run_forever(settings, heartbeat)
 
 

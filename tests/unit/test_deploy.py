@@ -179,7 +179,7 @@ def test_compose_tapeline_service(compose: dict[str, Any], name: str, monkeypatc
         assert settings.processor.serve_queries is False
         assert {"1h", "1d"} <= set(settings.processor.intervals), "the daily views need 1h and 1d bars"
         # the bar stage and the asset stage scale apart: one stage each, separate consumer groups
-        assert settings.processor.stages == (["bars"] if name == "processor" else ["assets"])
+        assert settings.processor.stages == (["bars"] if name == "processor" else ["assets", "signals"])
     if name == "assets":
         assert settings.processor.app_id != ProcessorSettings().app_id
     if name == "query":
@@ -529,7 +529,7 @@ def test_services_and_their_wiring(
         env = {e["name"]: e.get("value") for e in only_container(deployment(docs, name)).get("env", [])}
         stage_env[name] = (env.get("TAPELINE_PROCESSOR__STAGES"), env.get("TAPELINE_PROCESSOR__APP_ID"))
     assert stage_env["tapeline-processor"][0] == "bars"
-    assert stage_env["tapeline-asset-processor"][0] == "assets"
+    assert stage_env["tapeline-asset-processor"][0] == "assets,signals"
     assert stage_env["tapeline-asset-processor"][1] not in (None, settings.processor.app_id), "its own group"
     assert deployment(docs, "tapeline-query")["spec"]["replicas"] >= 2
 
