@@ -6,7 +6,6 @@ Prints each final 1s bar as it lands and every signal, and says how to query. Ct
 from __future__ import annotations
 
 import json
-
 import signal
 import threading
 import time

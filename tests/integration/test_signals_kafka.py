@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from tapeline.codec.avro import AvroCodec
 from tapeline.config import Settings, SignalSettings
 from tapeline.domain.aggregates import Bar
-from tapeline.domain.events import DeadLetter, Signal, Trade
+from tapeline.domain.events import DeadLetter, Trade
 from tapeline.io.kafka import ensure_topics, make_producer, produce
 from tapeline.runtime.signal_service import BATCH_MAX, SignalService, input_topics, run
 
@@ -60,7 +60,8 @@ BEARISH = ("divergence_regular", "bearish", T0 + 10 * STEP, T0 + 3 * STEP, T0 + 
 BULLISH = ("divergence_regular", "bullish", T0 + 17 * STEP, T0 + 6 * STEP, T0 + 21 * STEP, 9.0, 4.0)
 
 
-def _produce(settings: Settings, frames: list[bytes], topic: str | None = None, key: bytes = b"binance-usdm|BTC-USDT-PERP") -> None:  # fmt: skip
+def _produce(settings: Settings, frames: list[bytes], topic: str | None = None,
+             key: bytes = b"binance-usdm|BTC-USDT-PERP") -> None:  # fmt: skip
     producer = make_producer(settings)
     for frame in frames:
         produce(producer, topic or settings.topics.bars, frame, key)
