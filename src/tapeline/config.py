@@ -80,6 +80,10 @@ class TopicSettings(BaseModel):
     # final venue bars, OBI bars and bar watermarks keyed by asset: the asset stage's input (a repartition topic)
     by_asset: ClassVar[_Topic] = _Topic("by-asset.v1")
     asset_bars: ClassVar[_Topic] = _Topic("asset-bars.v1")  # asset bars, cross-venue OBI and daily asset metrics
+    # the bar stage's other final rows (corrections included), keyed venue|instrument like bars
+    footprint_bars: ClassVar[_Topic] = _Topic("footprint-bars.v1")  # footprint summaries (no levels)
+    liquidation_bars: ClassVar[_Topic] = _Topic("liquidation-bars.v1")
+    deriv_bars: ClassVar[_Topic] = _Topic("deriv-bars.v1")
 
     def for_event(self, event_type: str) -> str:
         """The topic of a normalized event, by its `type` tag."""

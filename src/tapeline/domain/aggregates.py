@@ -11,7 +11,7 @@ import msgspec
 
 
 class Bar(msgspec.Struct, gc=False):
-    """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1, then the additions of v2 to v5)."""
+    """Event-time bar of one venue-instrument (fields up to cvd_base are Bar v1, then the additions of v2 to v6)."""
 
     venue: str
     instrument: str
@@ -43,6 +43,11 @@ class Bar(msgspec.Struct, gc=False):
     asset: str = ""  # canonical asset of the instrument (domain/assets.py): 1000PEPE-USDT-PERP -> PEPE (v5)
     cmf: float | None = None  # CMF(21) of the series up to this bar; None until 21 bars exist (v5)
     mfi: float | None = None  # MFI(14); None until 15 bars exist (v5)
+    # The largest single trade of the bar by notional_quote (ties: the first to arrive), 0 / "" in rows before v6.
+    max_trade_quote: float = 0.0  # its notional_quote (v6)
+    max_trade_price: float = 0.0  # its price (v6)
+    max_trade_side: str = ""  # its aggressor side, "buy" | "sell" (v6)
+    max_trade_ts_ns: int = 0  # its trade time (v6)
 
 
 class FootprintLevel(msgspec.Struct, gc=False):

@@ -43,7 +43,8 @@ class _Acc:
     cvd_end: float  # CVD at the end of the bar, once final (kept windows carry it for corrections)
 
     __slots__ = ("buy_base", "buy_quote", "buy_trades", "close", "close_ts", "cvd_end", "high", "incomplete", "low",
-                 "max_delta", "min_delta", "open", "open_ts", "sell_base", "sell_quote", "sell_trades")  # fmt: skip
+                 "max_delta", "max_price", "max_quote", "max_side", "max_ts", "min_delta", "open", "open_ts",
+                 "sell_base", "sell_quote", "sell_trades")  # fmt: skip
 
     def __init__(self, trade: Trade) -> None:
         self.open = self.high = self.low = self.close = trade.price
@@ -52,8 +53,10 @@ class _Acc:
         self.buy_trades = self.sell_trades = 0
         self.max_delta = -math.inf
         self.min_delta = math.inf
+        self.max_quote = -math.inf  # the largest trade so far (by notional): the first trade always is one
+        self.max_price, self.max_side, self.max_ts = 0.0, "", 0
         self.incomplete = False
-        self.add(trade)  # the prices are set already; this adds the volume
+        self.add(trade)  # the prices are set already; this adds the volume and the largest trade
 
     @classmethod
     def from_bar(cls, bar: Bar) -> _Acc:
@@ -64,6 +67,8 @@ class _Acc:
         acc.buy_quote, acc.sell_quote = bar.buy_quote, bar.sell_quote
         acc.buy_trades, acc.sell_trades = bar.buy_trades, bar.sell_trades
         acc.max_delta, acc.min_delta = bar.max_delta_base, bar.min_delta_base
+        acc.max_quote, acc.max_price = bar.max_trade_quote, bar.max_trade_price
+        acc.max_side, acc.max_ts = bar.max_trade_side, bar.max_trade_ts_ns
         acc.cvd_end = bar.cvd_base
         acc.incomplete = bar.incomplete
         return acc
@@ -80,8 +85,13 @@ class _Acc:
             self.open, self.open_ts = price, trade.ts_ns
         if trade.ts_ns >= self.close_ts:
             self.close, self.close_ts = price, trade.ts_ns
+        buy = trade.side == "buy"
+        # the largest trade by notional; ties: the first to arrive
+        if trade.notional_quote > self.max_quote:
+            self.max_quote, self.max_price, self.max_ts = trade.notional_quote, price, trade.ts_ns
+            self.max_side = "buy" if buy else "sell"
         # volume and the running delta (inline: this runs once per trade and interval)
-        if trade.side == "buy":
+        if buy:
             self.buy_base += trade.qty_base
             self.buy_quote += trade.notional_quote
             self.buy_trades += 1
@@ -111,6 +121,10 @@ class _Acc:
         last = len(ts) - 1 - int(ts[::-1].argmax())  # the latest; ties: the last to arrive
         if ts[last] >= self.close_ts:
             self.close, self.close_ts = float(price[last]), int(ts[last])
+        largest = int(notional.argmax())  # the first of the largest: the first to arrive, as in `add`
+        if notional[largest] > self.max_quote:
+            self.max_quote, self.max_price = float(notional[largest]), float(price[largest])
+            self.max_side, self.max_ts = "buy" if buy[largest] else "sell", int(ts[largest])
         buy_base = _running(self.buy_base, np.where(buy, qty, 0.0))
         sell_base = _running(self.sell_base, np.where(buy, 0.0, qty))
         self.buy_base, self.sell_base = float(buy_base[-1]), float(sell_base[-1])
@@ -176,6 +190,10 @@ class _Series(Series[_Acc]):
             version=version,
             incomplete=acc.incomplete,
             asset=self.asset,
+            max_trade_quote=acc.max_quote if acc.max_side else 0.0,
+            max_trade_price=acc.max_price,
+            max_trade_side=acc.max_side,
+            max_trade_ts_ns=acc.max_ts,
         )
 
 

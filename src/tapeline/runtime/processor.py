@@ -1,5 +1,8 @@
 """Stream processor: trades from Kafka -> event-time bars -> ClickHouse (and final bars -> Kafka).
 
+Final rows go to Kafka keyed venue|instrument, corrections (final rows at a higher version) included: bars to the
+bars topic, footprint summaries, liquidation bars and derivatives bars to their own topics.
+
 Faust drives consumption; the work is done in batches (`noack_take`) because per-event table
 updates run at ~2k events/s here. State that must survive a crash is not kept in Faust tables:
 every batch writes the current rows of the bars it touched to ClickHouse (idempotent upserts),
@@ -314,8 +317,9 @@ class BarPipeline:
         BAR_ROWS_WRITTEN.labels("false").inc(len(rows) - len(final))
         topics = self.settings.topics
         by_asset: dict[str, AssetInputs] = {}
+        self._publish_final(topics.bars, final)
+        self._publish_final(topics.footprint_bars, summaries)  # the summaries' final rows; levels stay in ClickHouse
         for bar in final:
-            produce(self.producer, topics.bars, self.codec.encode_event(bar), f"{bar.venue}|{bar.instrument}".encode())
             by_asset.setdefault(bar.asset, AssetInputs(bar.asset)).bars.append(bar)
         # after the bars they finalize: the asset stage learns which windows an instrument passed without a trade
         for (venue, instrument), watermark_ns in watermarks.items():
@@ -324,7 +328,7 @@ class BarPipeline:
                 BarWatermark(venue, instrument, asset, watermark_ns)
             )
         self._send_by_asset(by_asset)
-        self.producer.flush()  # final bars and dead letters are durable before the batch is acked
+        self.producer.flush()  # final rows and dead letters are durable before the batch is acked
         now_ns = time.time_ns()
         if newest_ns:
             EVENT_LAG_SECONDS.labels("written").observe((now_ns - newest_ns) / 1e9)
@@ -342,14 +346,23 @@ class BarPipeline:
     def _write_liquidations(self, rows: list[LiquidationBar], events: Sequence[Liquidation]) -> None:
         self._register_instruments(rows)
         self.store.insert_liquidation_bars(rows)
-        self.producer.flush()  # dead letters of the batch
+        self._publish_final(self.settings.topics.liquidation_bars, rows)
+        self.producer.flush()  # final rows and dead letters of the batch
 
     def _write_derivs(self, rows: list[DerivBar], tickers: Sequence[DerivTicker]) -> None:
         """The raw tickers and the derivatives bars to ClickHouse (per asset: the asset_deriv_bars view)."""
         self._register_instruments(rows)
         self.store.insert_deriv_tickers(tickers)
         self.store.insert_deriv_bars(rows)
-        self.producer.flush()  # dead letters of the batch
+        self._publish_final(self.settings.topics.deriv_bars, rows)
+        self.producer.flush()  # final rows and dead letters of the batch
+
+    def _publish_final(self, topic: str, rows: Sequence[Bar | FootprintBar | LiquidationBar | DerivBar]) -> None:
+        """The final rows (corrections too: final at a higher version) to `topic`, keyed venue|instrument; the
+        caller flushes before the batch is acked."""
+        for row in rows:
+            if row.final:
+                produce(self.producer, topic, self.codec.encode_event(row), f"{row.venue}|{row.instrument}".encode())
 
     def _register_instruments(self, rows: Sequence[Bar | ObiBar | LiquidationBar | DerivBar]) -> None:
         """Instruments not written to instrument_assets by this process yet (the SQL views' asset units)."""
@@ -507,7 +520,8 @@ def prepare(settings: Settings) -> Stages:
     ensure_topics(
         settings,
         [topics.trades, topics.books, topics.liquidations, topics.tickers, topics.bars, topics.signals,
-         topics.dead_letter, topics.by_asset, topics.asset_bars],
+         topics.dead_letter, topics.by_asset, topics.asset_bars, topics.footprint_bars, topics.liquidation_bars,
+         topics.deriv_bars],
     )  # fmt: skip
     store = BarStore.open(settings.clickhouse)
     bars = assets = None

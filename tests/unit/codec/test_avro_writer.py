@@ -21,6 +21,7 @@ from tapeline.domain.aggregates import (
     DerivBar,
     FootprintBar,
     FootprintLevel,
+    LiquidationBar,
     ObiBar,
 )
 from tapeline.domain.events import (
@@ -63,7 +64,10 @@ def _samples(rng: random.Random) -> list[msgspec.Struct]:
         Bar("binance-usdm", "BTC-USDT-PERP", "1s", ts, *(rng.uniform(-1e6, 1e6) for _ in range(10)),
             rng.randrange(10**6), rng.uniform(-1e6, 1e6), rng.random(), rng.randrange(10**6), rng.randrange(10**6),
             ts, ts + 1, rng.random(), rng.uniform(0, 1e3), rng.uniform(-1e3, 0), rng.random() < 0.5,
-            rng.randrange(2**62), rng.random() < 0.5, rng.choice(["BTC", "PEPE", ""]), maybe(), maybe()),
+            rng.randrange(2**62), rng.random() < 0.5, rng.choice(["BTC", "PEPE", ""]), maybe(), maybe(),
+            rng.uniform(0, 1e7), rng.uniform(1, 1e5), rng.choice(["buy", "sell", ""]), ts + rng.randrange(10**9)),
+        LiquidationBar("okx", "BTC-USDT-PERP", "1m", ts, *(rng.uniform(0, 1e6) for _ in range(4)),
+                       rng.randrange(10**6), rng.randrange(10**6), rng.random() < 0.5, rng.randrange(2**62)),
         AssetBar("PEPE", rng.choice(["perp", "spot", "all"]), "1m", ts, *(rng.uniform(-1e6, 1e6) for _ in range(10)),
                  rng.randrange(10**6), rng.uniform(-1e6, 1e6), rng.uniform(-1e6, 1e6), rng.uniform(0, 1e5),
                  rng.random(),

@@ -280,3 +280,81 @@ def test_restarts_at_random_points_give_identical_bars(
         assert len(want) > 5
         assert got == want
         assert sum(b.trades for b in want) == len(trades)  # late ones included, by correction
+
+
+def test_the_largest_trade_by_notional_and_ties_go_to_the_first_to_arrive() -> None:
+    (bar,) = bars_of(
+        [
+            trade(10.1, 100.0, 2.0, "buy"),  # 200
+            trade(10.2, 50.0, 5.0, "sell"),  # 250, the largest
+            trade(10.3, 125.0, 2.0, "buy"),  # 250 again: a tie, later
+            trade(10.05, 10.0, 1.0, "buy"),  # earlier in trade time, smaller (within the lateness)
+        ],
+        lateness_s=1,
+    )
+    assert (bar.max_trade_quote, bar.max_trade_price, bar.max_trade_side, bar.max_trade_ts_ns) == (
+        250.0, 50.0, "sell", int(10.2 * S))  # fmt: skip
+    # the tie is decided by arrival, not by trade time: the same trades, the later-timed one first
+    (bar,) = bars_of([trade(10.3, 125.0, 2.0, "buy"), trade(10.2, 50.0, 5.0, "sell")], lateness_s=1)
+    assert (bar.max_trade_price, bar.max_trade_side, bar.max_trade_ts_ns) == (125.0, "buy", int(10.3 * S))
+    (one,) = bars_of([trade(3.5, 7.0, 0.5, "sell")])  # a single trade is its bar's largest
+    assert (one.max_trade_quote, one.max_trade_price, one.max_trade_side, one.max_trade_ts_ns) == (
+        3.5, 7.0, "sell", int(3.5 * S))  # fmt: skip
+
+
+def test_each_interval_has_its_own_largest_trade() -> None:
+    bars = bars_of([trade(0.5, 10, 1, "buy"), trade(1.5, 10, 3, "sell"), trade(2.5, 10, 2, "buy")], ("1s", "1m"))
+    assert [(b.interval, b.max_trade_quote, b.max_trade_side) for b in bars] == [
+        ("1m", 30.0, "sell"), ("1s", 10.0, "buy"), ("1s", 30.0, "sell"), ("1s", 20.0, "buy")]  # fmt: skip
+
+
+def test_a_late_trade_that_corrects_its_bar_can_become_its_largest_trade() -> None:
+    agg = BarAggregator(["1s"], allowed_lateness_ns=0, correction_horizon_ns=60 * S)
+    agg.add(trade(0.2, 10, 2, "buy"), 0)
+    agg.add(trade(0.4, 10, 1, "sell"), 1)
+    agg.add(trade(2.5, 10, 1, "buy"), 2)  # bar 0 is final
+    (first,) = [b for b in agg.drain() if b.final and b.start_ns == 0]
+    assert (first.max_trade_quote, first.max_trade_side, first.max_trade_ts_ns) == (20.0, "buy", int(0.2 * S))
+    agg.add(trade(0.9, 11, 2, "sell"), 3)  # late, larger: the corrected bar's largest
+    agg.add(trade(0.8, 11, 2, "buy"), 4)  # late, the same notional: arrived later, so not the largest
+    agg.add(trade(1.5, 99, 1, "sell"), 5)  # late for a window without trades: a new final bar of its own
+    rows = {(b.start_ns // S, b.version): b for b in agg.drain() if b.final}
+    assert (rows[(0, 3)].max_trade_quote, rows[(0, 3)].max_trade_side) == (22.0, "sell")
+    assert (rows[(0, 4)].max_trade_price, rows[(0, 4)].max_trade_side, rows[(0, 4)].max_trade_ts_ns) == (
+        11.0, "sell", int(0.9 * S))  # fmt: skip
+    assert (rows[(1, 5)].max_trade_quote, rows[(1, 5)].max_trade_price, rows[(1, 5)].max_trade_side) == (
+        99.0, 99.0, "sell")  # fmt: skip
+
+
+def test_the_largest_trade_survives_a_restore_through_the_store(store: BarStore) -> None:
+    """An open bar and a final one (correctable) written, read back by resume_state and continued: the same rows as
+    an uninterrupted run."""
+    trades = [trade(0.2, 10, 5, "sell"), trade(0.6, 12, 1, "buy"), trade(1.3, 20, 2, "buy"), trade(1.5, 5, 1, "sell")]
+    later = [trade(1.7, 11, 2, "sell"), trade(0.9, 30, 2, "buy"), trade(1.8, 20, 2, "sell"), trade(3.5, 1, 1, "buy")]
+    whole = BarAggregator(["1s"], allowed_lateness_ns=S // 2, correction_horizon_ns=60 * S)
+    for position, t in enumerate(trades + later):
+        whole.add(t, position)
+    whole.flush()
+    first = BarAggregator(["1s"], allowed_lateness_ns=S // 2, correction_horizon_ns=60 * S)
+    for position, t in enumerate(trades):
+        first.add(t, position)
+    written = first.drain()
+    assert {(b.start_ns // S, b.final) for b in written} == {(0, True), (1, False)}
+    store.insert_bars(written)
+    resumed = store.resume_state(60 * S)
+    assert sorted(resumed, key=lambda b: b.start_ns) == sorted(written, key=lambda b: b.start_ns)
+    assert {b.start_ns // S: (b.max_trade_quote, b.max_trade_side) for b in resumed} == {0: (50.0, "sell"),
+                                                                                        1: (40.0, "buy")}  # fmt: skip
+    restored = BarAggregator(["1s"], allowed_lateness_ns=S // 2, correction_horizon_ns=60 * S)
+    restored.restore(resumed)
+    for position, t in enumerate(later, start=len(trades)):
+        restored.add(t, position)
+    restored.flush()
+    got = {(b.start_ns, b.version): b for b in newest_versions(written + restored.drain())}
+    want = {(b.start_ns, b.version): b for b in newest_versions(whole.drain())}
+    assert got == want
+    by_start = {start // S: b for (start, _), b in got.items()}
+    assert (by_start[0].max_trade_quote, by_start[0].max_trade_side) == (60.0, "buy")  # the late trade corrected it
+    # a tie after the restore (1.8 s, 40 sold): the first to arrive stays
+    assert (by_start[1].max_trade_quote, by_start[1].max_trade_price, by_start[1].max_trade_ts_ns) == (
+        40.0, 20.0, int(1.3 * S))  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from tapeline.domain.events import Trade, TradeGap
@@ -155,3 +156,51 @@ def test_bulk_skips_what_a_restored_aggregator_applied() -> None:
     feed_columns(restored, list(zip(trades[25:], range(25, 60), strict=True)))  # resumes before the last write
     restored.flush()
     assert newest_versions(written + restored.drain()) == newest_versions(whole.drain())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bulk_largest_trade_equals_one_by_one_on_random_columns_with_ties(seed: int) -> None:
+    """Notionals drawn from a few values, so the largest trade of a window is often tied: `add_many` picks the first
+    to arrive as `add` does, also across runs, late trades and windows opened in the middle of a run."""
+    rng = random.Random(seed)
+    trades = []
+    for i in range(3000):
+        price, qty = rng.choice([(100.0, 1.0), (50.0, 2.0), (25.0, 4.0), (10.0, 1.0), (100.0, 0.5)])
+        ts = int((10 + i * 0.013 + rng.uniform(0, 3 if rng.random() < 0.05 else 0.2)) * S)
+        trades.append(Trade("v", "X", "X-PERP", ts, 0, price, qty, price * qty, rng.choice(["buy", "sell"]), str(i)))
+    one_by_one = run_bars(trades, seed, 0.5, 300, bulk=False)
+    bulk = run_bars(trades, seed, 0.5, 300, bulk=True)
+    assert bulk == one_by_one
+    rows = [b for drain in one_by_one[0] for b in drain]
+    tied = [b for b in rows if b.max_trade_quote == 100.0]  # three (price, qty) pairs make 100
+    assert len(tied) > len(rows) / 2
+    assert {b.max_trade_price for b in tied} == {100.0, 50.0, 25.0}  # ties went to different trades
+    assert {b.max_trade_side for b in tied} == {"buy", "sell"}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_add_many_sets_the_largest_trade_as_add_does(seed: int) -> None:
+    """One accumulator: `add` trade by trade against `add_many` on the same trades (a slice or an index array in
+    arrival order, as the windowing passes them), every slot equal to the bit."""
+    from tapeline.flow.bars import _Acc
+
+    rng = random.Random(seed)
+    n = rng.randrange(2, 200)
+    trades = []
+    for i in range(n):
+        price, qty = rng.choice([1.5, 3.0, 0.1 + rng.random()]), rng.choice([1.0, 2.0, 0.5])
+        ts, side = 10**18 + rng.randrange(10**9), rng.choice(["buy", "sell"])
+        trades.append(Trade("v", "X", "X-PERP", ts, 0, price, qty, price * qty, side, str(i)))
+    columns = TradeColumns.of_trades(trades, list(range(n)))
+    one = _Acc(trades[0])
+    for t in trades[1:]:
+        one.add(t)
+    sliced, indexed = _Acc(trades[0]), _Acc(trades[0])
+    sliced.add_many(columns, slice(1, n))
+    indexed.add_many(columns, np.arange(1, n))
+    for acc in (sliced, indexed):
+        assert [getattr(acc, name) for name in _Acc.__slots__ if name != "cvd_end"] == [
+            getattr(one, name) for name in _Acc.__slots__ if name != "cvd_end"]  # fmt: skip
+    largest = max(t.notional_quote for t in trades)
+    first = next(t for t in trades if t.notional_quote == largest)
+    assert (one.max_quote, one.max_price, one.max_side, one.max_ts) == (largest, first.price, first.side, first.ts_ns)

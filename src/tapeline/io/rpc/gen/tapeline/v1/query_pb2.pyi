@@ -31,7 +31,7 @@ class GetBarsResponse(_message.Message):
     def __init__(self, bars: _Optional[_Iterable[_Union[Bar, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class Bar(_message.Message):
-    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version", "incomplete", "asset", "cmf", "mfi")
+    __slots__ = ("venue", "instrument", "interval", "start_ns", "open", "high", "low", "close", "buy_base", "sell_base", "buy_quote", "sell_quote", "delta_base", "delta_quote", "trades", "cvd_base", "vwap", "buy_trades", "sell_trades", "first_ts_ns", "last_ts_ns", "buy_ratio", "max_delta_base", "min_delta_base", "final", "version", "incomplete", "asset", "cmf", "mfi", "max_trade_quote", "max_trade_price", "max_trade_side", "max_trade_ts_ns")
     VENUE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,10 @@ class Bar(_message.Message):
     ASSET_FIELD_NUMBER: _ClassVar[int]
     CMF_FIELD_NUMBER: _ClassVar[int]
     MFI_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADE_QUOTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADE_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADE_SIDE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADE_TS_NS_FIELD_NUMBER: _ClassVar[int]
     venue: str
     instrument: str
     interval: str
@@ -92,7 +96,11 @@ class Bar(_message.Message):
     asset: str
     cmf: float
     mfi: float
-    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., incomplete: _Optional[bool] = ..., asset: _Optional[str] = ..., cmf: _Optional[float] = ..., mfi: _Optional[float] = ...) -> None: ...
+    max_trade_quote: float
+    max_trade_price: float
+    max_trade_side: str
+    max_trade_ts_ns: int
+    def __init__(self, venue: _Optional[str] = ..., instrument: _Optional[str] = ..., interval: _Optional[str] = ..., start_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., buy_base: _Optional[float] = ..., sell_base: _Optional[float] = ..., buy_quote: _Optional[float] = ..., sell_quote: _Optional[float] = ..., delta_base: _Optional[float] = ..., delta_quote: _Optional[float] = ..., trades: _Optional[int] = ..., cvd_base: _Optional[float] = ..., vwap: _Optional[float] = ..., buy_trades: _Optional[int] = ..., sell_trades: _Optional[int] = ..., first_ts_ns: _Optional[int] = ..., last_ts_ns: _Optional[int] = ..., buy_ratio: _Optional[float] = ..., max_delta_base: _Optional[float] = ..., min_delta_base: _Optional[float] = ..., final: _Optional[bool] = ..., version: _Optional[int] = ..., incomplete: _Optional[bool] = ..., asset: _Optional[str] = ..., cmf: _Optional[float] = ..., mfi: _Optional[float] = ..., max_trade_quote: _Optional[float] = ..., max_trade_price: _Optional[float] = ..., max_trade_side: _Optional[str] = ..., max_trade_ts_ns: _Optional[int] = ...) -> None: ...
 
 class ListSeriesRequest(_message.Message):
     __slots__ = ()
