@@ -6,6 +6,8 @@ Writes the results to docs/benchmarks.md and prints them.
 
 from __future__ import annotations
 
+import json
+import math
 import platform
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from tapeline.domain.events import TradeBatch
 from tapeline.io.capture import read_capture
 from tapeline.io.kafka import EventPublisher, ensure_topics, make_producer, produce
 from tapeline.io.rpc.client import QueryClient, QueryError
+from tapeline.signals.rules import REGISTRY, load_detectors
 from tapeline.venues.binance.session import BinanceUsdmSession
 from tools import REPO_ROOT, kafka_local
 from tools.supervisor import ServiceProcess
@@ -149,7 +152,7 @@ def bench_connector_rss(instruments: int, rate: float, seconds: float, workdir: 
 def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -> dict[str, float]:
     """Live feed at `rate` trades/s (trade time = now) into one processor worker: lag of final 1s bars
     after their window closes, processor RSS over the run, and whether it kept up."""
-    query_port, metrics_port = 19552, 19553
+    query_port, metrics_port, signals_metrics_port = 19552, 19553, 19554
     env = {
         "TAPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "TAPELINE_TOPICS__PREFIX": settings.topics.prefix,
@@ -161,6 +164,13 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
     }
     ensure_topics(settings, [settings.topics.trades])
     proc = ServiceProcess("processor", env, workdir)
+    load_detectors()
+    # every detector on, at 1s and 1m (the 1s series confirm a bar every second)
+    rules = [{"detector": name, "intervals": ["1s", "1m"]} for name in sorted(REGISTRY)]
+    signals_env = {**env, "TAPELINE_METRICS__PORT": str(signals_metrics_port),
+                   "TAPELINE_SIGNALS__RULES": json.dumps(rules),
+                   "TAPELINE_SIGNALS__GROUP_ID": f"{settings.topics.prefix}signals"}  # fmt: skip
+    signals = ServiceProcess("signals", signals_env, workdir)
     stop = threading.Event()
     sent = [0]
 
@@ -180,9 +190,15 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
             for k, (venue, symbol, instrument, price) in enumerate(symbols):
                 ids = range(n + (k - n) % 2, due, 2)  # trade n goes to symbols[n % 2]
                 for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-                    count, sides = len(chunk), ["buy" if i % 3 else "sell" for i in chunk]
+                    # price and buy share swing over tens of seconds, so swings, divergences and flow
+                    # alerts happen as in a market (a flat price would leave most detectors idle)
+                    t = now / 1e9
+                    px = round(price * (1 + 0.001 * math.sin(t / 37) + 0.0004 * math.sin(t / 7.3)), 1)
+                    buy_share = 50 + 25 * math.sin(t / 23)
+                    count = len(chunk)
+                    sides = ["buy" if (i * 7919) % 100 < buy_share else "sell" for i in chunk]
                     batch = TradeBatch(venue, instrument, symbol, [now] * count, [now] * count,
-                                       [price] * count, [0.01] * count, [price * 0.01] * count, sides,
+                                       [px] * count, [0.01] * count, [px * 0.01] * count, sides,
                                        [str(i) for i in chunk])  # fmt: skip
                     key = f"{venue}|{instrument}".encode()
                     produce(producer, settings.topics.trades, codec.encode_event(batch), key)
@@ -232,9 +248,15 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
             metrics = f"http://127.0.0.1:{metrics_port}/metrics"
             batches = _histogram_means(metrics)
             asset_lag = _histogram_quantiles(metrics, "tapeline_asset_final_lag_seconds", {"table": "asset_bars"})
+            if not signals.running:
+                sys.exit(f"signal service died:\n{signals.log_tail()}")
+            signal_metrics = f"http://127.0.0.1:{signals_metrics_port}/metrics"
+            signal_lag = _histogram_quantiles(signal_metrics, "tapeline_signal_lag_seconds", {})
+            signal_count = _counter_total(signal_metrics, "tapeline_signals")
     finally:
         stop.set()
         proc.stop()
+        signals.stop()
     lags.sort()
     warm = lags[len(lags) // 10 :] or lags  # the first bars include the feed's start-up
     quarter = max(1, len(rss) // 4)
@@ -249,7 +271,15 @@ def bench_live(settings: Settings, rate: float, seconds: float, workdir: Path) -
         "query_p50_s": sorted(query_s)[len(query_s) // 2],
         "batches": batches,
         "asset_lag": asset_lag,
+        "signal_lag": signal_lag,
+        "signals": signal_count,
     }
+
+
+def _counter_total(url: str, name: str) -> float:
+    """Sum of a counter's samples over its labels."""
+    families = text_string_to_metric_families(urllib.request.urlopen(url, timeout=10).read().decode())
+    return sum(s.value for f in families if f.name == name for s in f.samples if s.name == f"{name}_total")
 
 
 def _histogram_quantiles(url: str, name: str, labels: dict[str, str]) -> dict[str, float]:
@@ -387,6 +417,10 @@ def main(
         record("  asset bars (BTC from both venues): final rows written after the venue bar or watermark that "
                "completed them was published: count / p50 / p99 (histogram bucket upper bounds)",
                f"{a['count']:,.0f} / <= {a['p50_le']} s / <= {a['p99_le']} s")  # fmt: skip
+        g = live["signal_lag"]
+        record("  signal service, every detector at 1s and 1m: signal versions published / from the confirming "
+               "bar's publication to the signals' commit: p50 / p99 (histogram bucket upper bounds)",
+               f"{live['signals']:,.0f} / <= {g['p50_le']} s / <= {g['p99_le']} s")  # fmt: skip
         b = live["batches"]
         record("  processor batches: count / mean trades / mean aggregate s / mean write s / mean wait for the "
                "previous write s",
