@@ -7,13 +7,16 @@ Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, overload
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, overload
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tapeline.domain.intervals import INTERVAL_NS
 from tapeline.paths import run_dir
+from tapeline.signals.rules import RuleError, Rules, default_rules
 
 
 def _split_csv(value: object) -> object:
@@ -150,7 +153,8 @@ class ProcessorSettings(BaseModel):
     # What this worker runs: `bars` (trades, books, liquidations -> venue rows) and `assets` (the by-asset topic
     # -> asset bars, cross-venue OBI, daily asset metrics). Each scales with its own topic's partitions, so a
     # deployment may run them as separate workers against one ClickHouse server.
-    stages: CsvList = Field(default_factory=lambda: ["bars", "assets"])
+    # `signals` stores the signals topic in ClickHouse (the signal service itself only talks to Kafka).
+    stages: CsvList = Field(default_factory=lambda: ["bars", "assets", "signals"])
     # An asset window some venue has passed waits this long for the others before it is settled without them.
     asset_settle_ms: int = 5000
     # A venue-instrument silent this long no longer counts as expected in asset windows.
@@ -163,9 +167,9 @@ class ProcessorSettings(BaseModel):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, value: list[str]) -> list[str]:
-        unknown = [s for s in value if s not in ("bars", "assets")]
+        unknown = [s for s in value if s not in ("bars", "assets", "signals")]
         if unknown or not value:
-            raise ValueError(f"stages must be some of bars, assets; got {value}")
+            raise ValueError(f"stages must be some of bars, assets, signals; got {value}")
         return value
 
     @field_validator("intervals", "footprint_intervals", "obi_intervals")
@@ -186,9 +190,41 @@ class QuerySettings(BaseModel):
 
 class SignalSettings(BaseModel):
     group_id: str = "tapeline-signals"
-    pivot_lookback: int = 3  # L bars each side of a pivot
-    max_pivot_distance: int = 60  # bars between the two swings compared
-    intervals: CsvList = Field(default_factory=lambda: ["1m"])
+    # Which detectors run where, with which thresholds (docs/signals.md): a TOML file of [[rule]] tables, or
+    # the same list as JSON in TAPELINE_SIGNALS__RULES. Either replaces the default rule set (every detector
+    # with docs/DOMAIN.md's defaults). Checked when the settings load: a bad rule stops the start, named.
+    rules_file: Path | None = None
+    rules: list[dict[str, Any]] | None = None
+    # History re-read per partition on assignment to rebuild the engine (None: the longest a rule reads)
+    warmup_s: float | None = None
+
+    @model_validator(mode="after")
+    def _rules_are_valid(self) -> SignalSettings:
+        self.signal_rules()
+        return self
+
+    def signal_rules(self) -> Rules:
+        if self.rules is not None and self.rules_file is not None:
+            raise ValueError("give signal rules either in rules_file or in rules, not both")
+        if self.rules_file is not None:
+            path = self.rules_file
+            try:
+                data = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ValueError(f"signal rules file {path}: {exc}") from None
+            return _parse_rules(data.get("rule", []), str(path))
+        if self.rules is not None:
+            return _parse_rules(self.rules, "TAPELINE_SIGNALS__RULES")
+        return default_rules()
+
+
+def _parse_rules(data: Any, source: str) -> Rules:
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{source}: expected a non-empty list of rules ([[rule]] tables in a file)")
+    try:
+        return Rules.parse(data, source)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class MetricsSettings(BaseModel):

@@ -65,6 +65,7 @@ from tapeline.paths import run_dir
 from tapeline.runtime.asset_stage import AssetPipeline
 from tapeline.runtime.observability import Heartbeat
 from tapeline.runtime.ordered_writes import OrderedWrites
+from tapeline.runtime.signal_sink import SignalSink
 
 log = logging.getLogger(__name__)
 
@@ -441,12 +442,14 @@ def build_app(settings: Settings, stages: Stages) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.processor.batch_max),
     )
     # One agent per topic, each consuming in batches: Faust's cost is per message, the work per batch.
-    targets: dict[str, BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline] = {}
+    targets: dict[str, BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline | SignalSink] = {}
     if stages.bars is not None:
         targets[settings.topics.trades] = stages.bars
         targets.update(stages.bars.side_topics)
     if stages.assets is not None:
         targets[settings.topics.by_asset] = stages.assets
+    if stages.signals is not None:
+        targets[settings.topics.signals] = stages.signals
     for topic_name, target in targets.items():
         topic = app.topic(topic_name, value_type=bytes, value_serializer="raw")
         app.agent(topic, name=f"{settings.processor.app_id}.{topic_name}")(_consumer(settings, target))
@@ -465,7 +468,7 @@ def build_app(settings: Settings, stages: Stages) -> faust.App:
 
 
 def _consumer(
-    settings: Settings, target: BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline
+    settings: Settings, target: BarPipeline | SideTopicPipeline[Any, Any] | AssetPipeline | SignalSink
 ) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
     """The agent of one topic: batches of events -> `target.process` -> acks once the batch is durable."""
 
@@ -512,6 +515,7 @@ class Stages:
     store: BarStore
     bars: BarPipeline | None
     assets: AssetPipeline | None
+    signals: SignalSink | None = None
     heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat("processor timer", HEARTBEAT_LIMIT_S))
 
 
@@ -534,4 +538,8 @@ def prepare(settings: Settings) -> Stages:
         codec = AvroCodec()
         assets = AssetPipeline(settings, store, producer, DeadLetters(producer, topics.dead_letter, "processor", codec),
                                codec)  # fmt: skip
-    return Stages(store, bars, assets)
+    sink = None
+    if "signals" in settings.processor.stages:
+        producer = bars.producer if bars is not None else make_producer(settings)
+        sink = SignalSink(store, DeadLetters(producer, topics.dead_letter, "processor", AvroCodec()), AvroCodec())
+    return Stages(store, bars, assets, sink)
