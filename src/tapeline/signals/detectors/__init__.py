@@ -1,5 +1,5 @@
 """The detectors, one module each; importing this package registers them with signals/rules.py."""
 
-from tapeline.signals.detectors import divergence
+from tapeline.signals.detectors import absorption, cmf, divergence, exhaustion, large_trade, net_flow
 
-__all__ = ["divergence"]
+__all__ = ["absorption", "cmf", "divergence", "exhaustion", "large_trade", "net_flow"]
