@@ -9,6 +9,8 @@
   new ids are published `active` (version 1, or the next version if the id was withdrawn before);
   changed ones `revised` with the next version; vanished ones `withdrawn` with the next version.
   An unchanged re-delivery (a replay, an asset bar whose numbers did not move) publishes nothing.
+* An asset detector that reads the asset's venue series (`venue_reach` > 0: divergences say on how many
+  venues they hold) is evaluated again when a venue bar arrives, at the `venue_reach` positions from it.
 * The output depends only on the order of the input, so a replay of the same input reproduces the same
   records, versions included. A bar older than the memory (2 x the longest history) cannot be revised
   any more; it is counted in `stale`.
@@ -70,6 +72,13 @@ class _Series:
         key = self.key
         return self.engine.series.get(SeriesKey(key.scope, key.asset, kind, key.interval, key.venue, key.instrument))
 
+    def venues(self) -> list[_Series]:
+        """For an asset series: the venue series of its asset, interval and market kind (every kind for `all`)
+        that some rule runs, in the order they appeared."""
+        key = self.key
+        found = self.engine.venue_series.get((key.asset, key.interval), [])
+        return [v for v in found if key.kind in ("all", v.key.kind)]
+
 
 class SignalEngine:
     """All series of a rule set. `add_bar` / `add_side` return the signal records to publish, in order."""
@@ -78,6 +87,7 @@ class SignalEngine:
         self.rules = rules
         self.series: dict[SeriesKey, _Series] = {}
         self.published: dict[str, SignalRecord] = {}  # latest version of every signal still in memory
+        self.venue_series: dict[tuple[str, str], list[_Series]] = {}  # (asset, interval) -> venue series
         self.stale = 0  # changes to bars older than the memory: too old to revise
 
     # ------------------------------------------------------------------ input
@@ -110,6 +120,13 @@ class SignalEngine:
                     readers = tuple(d for d in sibling.detectors if d.reads_sibling)
                     if readers:
                         out += self._evaluate(sibling, bisect_left(sibling.starts, point.start_ns), readers)
+        else:  # asset detectors that read the venue series (divergences confirmed on several venues)
+            for kind in (key.kind, "all"):
+                asset = self.series.get(SeriesKey(ASSET, key.asset, kind, key.interval))
+                readers = tuple(d for d in asset.detectors if getattr(d, "venue_reach", 0)) if asset else ()
+                if asset is not None and readers:
+                    reach = max(d.venue_reach for d in readers)  # type: ignore[attr-defined]
+                    out += self._evaluate(asset, bisect_left(asset.starts, point.start_ns), readers, reach)
         self._trim(series)
         return out
 
@@ -157,15 +174,20 @@ class SignalEngine:
                 return None
             horizon = max(d.history(key.width_ns) for d in detectors) + 1
             series = self.series[key] = _Series(key, detectors, self, horizon)
+            if key.scope != ASSET:
+                self.venue_series.setdefault((key.asset, key.interval), []).append(series)
         return series if series.detectors else None
 
-    def _evaluate(self, series: _Series, first: int, detectors: Sequence[Detector]) -> list[SignalRecord]:
-        """Evaluate `detectors` at every position from `first` whose window can read position `first`."""
+    def _evaluate(self, series: _Series, first: int, detectors: Sequence[Detector],
+                  reach: int | None = None) -> list[SignalRecord]:  # fmt: skip
+        """Evaluate `detectors` at every position from `first` whose window can read position `first` (or the
+        `reach` positions from it)."""
         if first >= len(series.points):
             return []
         out: list[SignalRecord] = []
         for detector in detectors:
-            last = min(len(series.points) - 1, first + detector.history(series.key.width_ns))
+            ahead = detector.history(series.key.width_ns) if reach is None else reach
+            last = min(len(series.points) - 1, first + ahead)
             old: dict[str, Finding] = {}
             new: dict[str, tuple[Finding, int]] = {}
             for i in range(first, last + 1):

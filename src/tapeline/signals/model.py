@@ -163,6 +163,10 @@ class SeriesView(Protocol):
         """The series of the same asset and interval with another market kind (asset series only)."""
         ...
 
+    def venues(self) -> Sequence[SeriesView]:
+        """An asset series' venue series (same asset, interval and market kind; every kind for `all`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tapeline.domain.aggregates import Bar
+from tapeline.domain.aggregates import AssetBar, Bar
 from tapeline.domain.events import Signal
 from tapeline.signals.engine import SignalEngine
 from tapeline.signals.rules import Rules
@@ -300,3 +300,44 @@ def test_random_walks_match_the_definition(seed: int) -> None:
                  for s in feed(engine(3, 20), bars))  # fmt: skip
     assert got == _reference(bars, 3, 20)
     assert len(got) > 10
+
+
+def make_asset_bar(i: int, high: float, low: float, cvd: float, kind: str = "perp") -> AssetBar:
+    mid = (high + low) / 2
+    return AssetBar(
+        asset="BTC", kind=kind, interval="1m", start_ns=ts(i), open=mid, high=high, low=low, close=mid,
+        buy_base=2.0, sell_base=2.0, buy_quote=2 * mid, sell_quote=2 * mid, delta_base=0.0, delta_quote=0.0,
+        trades=4, cvd_base=cvd, cvd_daily_base=cvd, vwap=mid, buy_ratio=0.5, venues=["binance-usdm", "bybit-linear"],
+        instruments=[], incomplete_venues=[], incomplete=False, final=True,
+    )  # fmt: skip
+
+
+def _venue_series(venue: str, cvds: dict[int, float]) -> list[Bar]:
+    return [msgspec.structs.replace(b, venue=venue) for b in make_series(TWO_HIGHS, 0.0, cvds)]
+
+
+def _asset_series() -> list[AssetBar]:
+    cvds = {3: 100.0, 10: 50.0}
+    return [make_asset_bar(i, h, 0.0, cvds.get(i, 0.0)) for i, h in enumerate(TWO_HIGHS)]
+
+
+def test_an_asset_divergence_says_on_how_many_venues_it_holds() -> None:
+    diverging = _venue_series("binance-usdm", {3: 100.0, 10: 50.0})
+    agreeing = _venue_series("bybit-linear", {3: 100.0, 10: 150.0})  # CVD confirms the higher high there
+    eng = engine()
+    assert len(eng.run([*diverging, *agreeing])) == 1  # binance's own signal
+    [asset] = eng.run(_asset_series())
+    assert (asset.venue, asset.asset, asset.market, asset.kind) == (None, "BTC", "perp", "divergence_regular")
+    assert (asset.detail["venues"], asset.detail["venues_confirming"]) == (2.0, 1.0)
+
+
+def test_a_venue_bar_after_the_asset_bar_revises_the_venue_count() -> None:
+    eng = engine()
+    [asset] = eng.run(_asset_series())
+    assert (asset.detail["venues"], asset.detail["venues_confirming"]) == (0.0, 0.0)
+    records = eng.run(_venue_series("binance-usdm", {3: 100.0, 10: 50.0}))
+    revised = [r for r in records if r.signal_id == asset.signal_id]
+    assert revised, records
+    last = revised[-1]
+    assert (last.status, last.detail["venues"], last.detail["venues_confirming"]) == ("revised", 1.0, 1.0)
+    assert last.version == len(revised) + 1  # each venue bar that moved the count published a version
