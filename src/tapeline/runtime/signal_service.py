@@ -10,11 +10,14 @@ letters are produced in one Kafka transaction together with the batch's consumer
 publishes it once. The transactional id is fixed per group and host, so a restarted instance fences
 the one it replaces.
 
-Warm-up: the engine's state (recent bars, what was published, versions) is in memory. On assignment
-each partition is re-read from `warmup_s` before its committed offset; those messages only rebuild
-state (nothing is published: the run that consumed them did). `warmup_s` defaults to the longest
-history any rule reads (in time: bars x interval), so a restarted service publishes what an
-uninterrupted one would. Series that get less (a retention shorter than that) are logged.
+Warm-up: the engine's state (recent bars, what was published, versions) is in memory. On assignment,
+before consuming, every assigned partition is re-read from `warmup_s` before its committed offset up to
+it, with a consumer of its own; those rows rebuild the engine without publishing. Then the signals topic
+is read back over the same span and the engine reconciles with it (signals/engine.py `reconcile`): the
+topic's versions are the truth, and what the replayed inputs hold differently (the topics interleave
+otherwise on a replay) is published as the next versions in the first transaction. `warmup_s` defaults
+to the longest history any rule reads (bars x interval), so a restarted service ends in the state an
+uninterrupted one reaches, with each (signal_id, version) published once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 500
 POLL_TIMEOUT_S = 0.5
 TXN_TIMEOUT_S = 60.0
+WARMUP_STALL_S = 30.0  # a warm-up read that gets nothing this long while short of its end fails the start
 Row = Bar | AssetBar | FootprintBar | LiquidationBar | DerivBar
 INPUTS: dict[str, type[Row]] = {
     "tapeline.v1.Bar": Bar,
@@ -72,10 +77,7 @@ class RunStats:
 
 @dataclass
 class _Partition:
-    publish_from: int  # the committed offset: signals from here on are new
-    history_complete: bool  # the warm-up starts at the oldest retained message
-    next_commit: int | None = None
-    live: bool = False
+    next_commit: int | None = None  # the offset after the last message handled
 
 
 def warmup_seconds(rules: Rules) -> float:
@@ -127,6 +129,7 @@ class SignalService:
         self.stats = RunStats()
         self.assigned_once = threading.Event()
         self._partitions: dict[tuple[str, int], _Partition] = {}
+        self._pending: list[Signal] = []  # versions the reconciliation after a warm-up publishes first
         self.producer: Producer = make_producer(
             settings, **{"transactional.id": f"{settings.signals.group_id}-{socket.gethostname()}"}
         )
@@ -150,32 +153,103 @@ class SignalService:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
-        since_ms = int((time.time() - self.warmup_s) * 1000)
-        wanted = [TopicPartition(tp.topic, tp.partition, max(0, since_ms)) for tp in committed]
-        by_time = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(wanted, timeout=30)}
+        since_ms = max(0, int((time.time() - self.warmup_s) * 1000))
+        by_time = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, since_ms) for tp in committed], timeout=30)}  # fmt: skip
+        ranges: list[tuple[TopicPartition, int]] = []
         for tp in committed:
             at = (tp.topic, tp.partition)
-            low, _high = consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+            self._partitions[at] = _Partition()
             if tp.offset < 0:  # nothing committed: a first run, every signal is new
-                self._partitions[at] = _Partition(publish_from=-1, history_complete=True)
-                log.info("assigned %s[%d]: no committed offset, publishing from the start", *at)
                 tp.offset = OFFSET_BEGINNING
                 continue
+            low, _high = consumer.get_watermark_offsets(tp, timeout=30, cached=False)
             found = by_time.get(at, -1)
-            start = tp.offset if found < 0 else min(found, tp.offset)  # -1: nothing that recent
-            start = max(low, start)
-            self._partitions[at] = _Partition(tp.offset, history_complete=start <= low)
-            log.info("assigned %s[%d]: warm-up from %d, publishing from %d", *at, start, tp.offset)
-            tp.offset = start
+            start = max(low, tp.offset if found < 0 else min(found, tp.offset))  # found -1: nothing that recent
+            if start < tp.offset:
+                ranges.append((TopicPartition(tp.topic, tp.partition, start), tp.offset))
+        self.engine = SignalEngine(self.rules)
+        self._warm_up(ranges)
+        self._pending = self.engine.reconcile(self._read_published(since_ms))
+        log.info("assigned %d partitions: warm-up of %d messages; %d signal versions to reconcile",
+                 len(committed), self.stats.warmup_messages, len(self._pending))  # fmt: skip
         consumer.assign(committed)
         self.assigned_once.set()
 
+    def _reader(self) -> Consumer:
+        return Consumer({**self.settings.kafka.librdkafka(), "group.id": f"{self.settings.signals.group_id}-warmup",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": False})  # fmt: skip
+
+    def _read(self, ranges: list[tuple[TopicPartition, int]]) -> Iterator[Message]:
+        """The messages of each (partition from its offset, up to an end offset), in the order they come."""
+        if not ranges:
+            return
+        reader = self._reader()
+        try:
+            reader.assign([tp for tp, _end in ranges])
+            left = {(tp.topic, tp.partition): end for tp, end in ranges}
+            idle_since = time.monotonic()
+            while left:
+                messages = reader.consume(num_messages=BATCH_MAX, timeout=POLL_TIMEOUT_S)
+                for msg in messages:
+                    if msg.error() is not None:
+                        continue
+                    at, offset = (msg.topic(), msg.partition()), msg.offset()
+                    end = left.get(at)  # type: ignore[arg-type]
+                    if end is not None and offset is not None and offset < end:
+                        yield msg
+                for tp in reader.position([TopicPartition(t, p) for t, p in left]):
+                    if tp.offset >= left[(tp.topic, tp.partition)]:  # transaction markers count too
+                        del left[(tp.topic, tp.partition)]
+                if messages:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > WARMUP_STALL_S:
+                    raise PublishError(f"warm-up read stalled before the ends {left}")
+        finally:
+            reader.close()
+
+    def _warm_up(self, ranges: list[tuple[TopicPartition, int]]) -> None:
+        """Rebuild the engine from the committed inputs of `ranges`, publishing nothing (the run that consumed
+        them did; bad ones were dead-lettered then)."""
+        for msg in self._read(ranges):
+            self.stats.warmup_messages += 1
+            try:
+                row = decode_row(self.codec, msg.value())
+            except BadMessage:
+                continue
+            if row is not None:
+                self.engine.add(row)
+
+    def _read_published(self, since_ms: int) -> list[Signal]:
+        """The committed signal versions published since `since_ms`, from the signals topic."""
+        topic = self.settings.topics.signals
+        reader = self._reader()
+        try:
+            metadata = reader.list_topics(topic, timeout=30).topics[topic]
+            wanted = [TopicPartition(topic, p, since_ms) for p in metadata.partitions]
+            ranges = []
+            for tp in reader.offsets_for_times(wanted, timeout=30):
+                _low, high = reader.get_watermark_offsets(tp, timeout=30, cached=False)
+                if 0 <= tp.offset < high:
+                    ranges.append((tp, high))
+        finally:
+            reader.close()
+        out = []
+        for msg in self._read(ranges):
+            try:
+                record = self.codec.decode(msg.value() or b"")
+                record.pop("type", None)
+                out.append(msgspec.convert(record, Signal))
+            except Exception as exc:  # our own topic: a record we cannot read is logged, not fatal
+                log.warning("signals topic: unreadable record at %s@%s: %s", msg.partition(), msg.offset(), exc)
+        return out
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Offsets are committed with every batch's transaction. The engine's state cannot be split by
-        # partition, and the (eager) rebalance revokes every partition: the engine starts afresh and the
-        # next assignment re-reads each partition's warm-up.
-        self.engine = SignalEngine(self.rules)
+        # partition, and the (eager) rebalance revokes every partition: the next assignment warms up afresh.
         self._partitions.clear()
+        self._pending = []
         log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in partitions))
 
     # ------------------------------------------------------------------ batches
@@ -187,7 +261,11 @@ class SignalService:
             return 0
         self.producer.begin_transaction()
         try:
-            published, newest_input_s = self._handle_all(messages)
+            published, self._pending = self._pending, []  # reconciled versions after a warm-up go first
+            for sig in published:
+                produce(self.producer, self.settings.topics.signals, self.codec.encode_event(sig), sig.asset.encode())
+            handled, newest_input_s = self._handle_all(messages)
+            published += handled
             offsets = [
                 TopicPartition(topic, partition, state.next_commit)
                 for (topic, partition), state in self._partitions.items()
@@ -233,29 +311,18 @@ class SignalService:
         state = self._partitions.get(at)
         if state is None:  # fetched just before a revoke; the new owner handles it
             return []
-        live = offset >= state.publish_from
         self.stats.messages += 1
-        if live:
-            state.next_commit = offset + 1
-            if not state.live:
-                state.live = True
-                if not state.history_complete:
-                    log.info("%s[%d]: warm-up done; its history starts after the retention's oldest message", *at)
-        else:
-            self.stats.warmup_messages += 1
+        state.next_commit = offset + 1
         try:
             row = decode_row(self.codec, msg.value())
         except BadMessage as exc:
-            if live:  # a warm-up message was dead-lettered by the run that consumed it
-                self.dead_letters.send(msg.value() or b"", exc.reason, f"{at[0]}/{at[1]}@{offset}")
-                self.stats.dead_letters += 1
+            self.dead_letters.send(msg.value() or b"", exc.reason, f"{at[0]}/{at[1]}@{offset}")
+            self.stats.dead_letters += 1
             return []
         if row is None:
             return []
         SIGNAL_INPUTS.labels(type(row).__name__).inc()
         signals = self.engine.add(row)
-        if not live:
-            return []
         for sig in signals:
             produce(self.producer, self.settings.topics.signals, self.codec.encode_event(sig), sig.asset.encode())
         return signals

@@ -164,6 +164,35 @@ class SignalEngine:
     def run(self, rows: Iterable[Bar | AssetBar | LiquidationBar | DerivBar | FootprintBar]) -> list[SignalRecord]:
         return [record for row in rows for record in self.add(row)]
 
+    def reconcile(self, published: Iterable[SignalRecord]) -> list[SignalRecord]:
+        """Take what was really published (e.g. read back from the signals topic after a restart) as the
+        published state, and return the versions that bring it to what this engine holds now.
+
+        A warm-up replays the inputs of several topics in another interleaving than the run that published
+        them, so its own idea of the versions may differ; the published record is the truth. For each signal
+        the engine holds: unpublished -> version 1; published with other numbers, or withdrawn while it holds,
+        or holding while the engine withdrew it -> the next version. Signals the engine does not know (older
+        than its memory) are left as they are."""
+        truth: dict[str, SignalRecord] = {}
+        for record in published:
+            if record.signal_id not in truth or record.version > truth[record.signal_id].version:
+                truth[record.signal_id] = record
+        out = []
+        for sid, mine in list(self.published.items()):
+            theirs = truth.get(sid)
+            if theirs is None:
+                if mine.status != WITHDRAWN:
+                    out.append(self._record(mine, 1, ACTIVE))
+                else:
+                    del self.published[sid]  # never published, gone again: nothing to say
+                continue
+            if _same(mine, theirs):
+                self.published[sid] = theirs
+                continue
+            status = WITHDRAWN if mine.status == WITHDRAWN else ACTIVE if theirs.status == WITHDRAWN else REVISED
+            out.append(self._record(mine, theirs.version + 1, status))
+        return out
+
     # ------------------------------------------------------------------ evaluation
 
     def _series(self, key: SeriesKey) -> _Series | None:
@@ -241,3 +270,12 @@ class SignalEngine:
         for rows in series.sides.values():
             for start in [s for s in rows if s < cutoff]:
                 del rows[start]
+
+
+def _same(mine: SignalRecord, theirs: SignalRecord) -> bool:
+    """The same published state: both withdrawn, or both holding with the same numbers."""
+    if (mine.status == WITHDRAWN) != (theirs.status == WITHDRAWN):
+        return False
+    return mine.status == WITHDRAWN or msgspec.structs.replace(mine, version=0, status="") == msgspec.structs.replace(
+        theirs, version=0, status=""
+    )
