@@ -136,8 +136,13 @@ def liquidation_point(row: LiquidationBar) -> LiquidationPoint:
     return LiquidationPoint(row.long_usd, row.short_usd, row.long_base, row.short_base)
 
 
+# Funding period per venue, hours (rates are compared per 8h); Hyperliquid funds hourly, the others every 8h.
+FUNDING_HOURS = {"hyperliquid": 1.0}
+
+
 def deriv_point(row: DerivBar) -> DerivPoint:
-    return DerivPoint(row.funding_rate, row.mark_price, row.oi_close, row.oi_close_usd)
+    return DerivPoint(row.funding_rate, row.mark_price, row.oi_close, row.oi_close_usd,
+                      FUNDING_HOURS.get(row.venue, 8.0))  # fmt: skip
 
 
 def footprint_point(row: FootprintBar) -> FootprintPoint:

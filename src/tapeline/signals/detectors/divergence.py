@@ -40,14 +40,14 @@ class DivergenceParams(BaseModel):
     confirm_on_venues: bool = Field(True, description="asset series: count the venues where it holds")
 
 
-def _pivot_high(bars: Sequence[Point], m: int, n: int) -> bool:
+def pivot_high(bars: Sequence[Point], m: int, n: int) -> bool:
     high = bars[m].high
     return all(bars[j].high <= high for j in range(m - n, m)) and all(
         bars[j].high < high for j in range(m + 1, m + n + 1)
     )
 
 
-def _pivot_low(bars: Sequence[Point], m: int, n: int) -> bool:
+def pivot_low(bars: Sequence[Point], m: int, n: int) -> bool:
     low = bars[m].low
     return all(bars[j].low >= low for j in range(m - n, m)) and all(bars[j].low > low for j in range(m + 1, m + n + 1))
 
@@ -93,7 +93,7 @@ class Divergence:
         n = self.lookback
         if m - n < 0 or m + n >= len(bars):
             return None
-        is_pivot = _pivot_high if is_high else _pivot_low
+        is_pivot = pivot_high if is_high else pivot_low
         if not is_pivot(bars, m, n):
             return None
         for k in range(m - 1, max(n, m - self.max_distance) - 1, -1):
