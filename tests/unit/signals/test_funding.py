@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import msgspec
 import pytest
 
 from tapeline.domain.aggregates import DerivBar
@@ -41,8 +44,8 @@ def test_hyperliquid_rates_are_hourly_and_compared_per_8h() -> None:
     eng = SignalEngine(Rules.parse([{"detector": "funding"}]))
     out = []
     for i, rate in enumerate([0.00001, 0.0001]):  # 0.01% per hour = 0.08% per 8h
-        bar = make_bar(i, instrument="BTC-USDC-PERP")
-        out += eng.add(bar.__class__(**{**{f: getattr(bar, f) for f in bar.__struct_fields__}, "venue": "hyperliquid"}))
+        bar = msgspec.structs.replace(make_bar(i, instrument="BTC-USDC-PERP"), venue="hyperliquid")
+        out += eng.add(bar)
         out += eng.add(deriv(i, rate, venue="hyperliquid", instrument="BTC-USDC-PERP"))
     assert fired(out, "rate_8h") == [("funding_extreme", "bearish", 1, pytest.approx(0.0008))]
 
@@ -54,3 +57,31 @@ def test_a_derivatives_row_before_its_bar_and_a_corrected_row() -> None:
     [sig] = eng.add(make_bar(1))  # the rows were kept: the bar finds them
     [gone] = eng.add(deriv(1, 0.0002))  # corrected below the threshold
     assert (gone.signal_id, gone.version, gone.status) == (sig.signal_id, 2, "withdrawn")
+
+
+@pytest.mark.data
+def test_real_bybit_tickers_fire_where_the_rates_enter_beyond_the_threshold() -> None:
+    from tests.support.derivs import bybit_linear_tickers, run_derivs
+
+    rows = [r for r in run_derivs(bybit_linear_tickers(), ["1s"], 0) if r.final]
+    # The real rates are tiny and change once in the capture (ETH: 4.617e-05 -> 4.709e-05): a threshold between
+    # the two makes that change an entry, and BTC's constant 0.0001 a level seen from its first bar on.
+    eth = sorted({abs(r.funding_rate) for r in rows if r.funding_rate is not None and r.instrument.startswith("ETH")})
+    threshold = (eth[0] + eth[-1]) / 2
+    eng = engine("funding", {"threshold": threshold}, ["1s"])
+    out = []
+    for row in rows:
+        bar = make_bar(0, instrument=row.instrument, interval="1s", start_ns=row.start_ns)
+        out += eng.add(msgspec.structs.replace(bar, venue=row.venue))
+        out += eng.add(row)
+    expected = []  # the definition, read straight off the rows of each instrument
+    for instrument in sorted({r.instrument for r in rows}):
+        series = sorted((r for r in rows if r.instrument == instrument), key=lambda r: r.start_ns)
+        for before, now in itertools.pairwise(series):
+            if before.funding_rate is None or now.funding_rate is None:
+                continue
+            if abs(now.funding_rate) >= threshold > abs(before.funding_rate):
+                expected.append((instrument, now.start_ns, "bearish" if now.funding_rate > 0 else "bullish"))
+    got = [(s.instrument, s.ts_ns - 1_000_000_000, s.direction) for s in out]
+    assert sorted(got) == sorted(expected)
+    assert [i for i, _t, _d in got] == ["ETH-USDT-PERP"]
