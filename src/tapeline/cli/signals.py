@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,26 +198,31 @@ def _key_of(sig: Signal) -> SeriesKey:
 
 def outcomes(signals: Sequence[Signal], series: dict[SeriesKey, list[Point]],
              horizons: Sequence[int] = HORIZONS) -> list[Outcome]:  # fmt: skip
-    """Entry at the close of the confirming bar; after k bars of the same series: the return signed by the
-    direction (bullish: up is a gain) and the largest move against it in between (highs/lows), both as
-    fractions of the entry. A horizon past the end of the data is left out for that signal."""
+    """Entry at the close of the confirming bar; k bars later (k intervals of time: windows without trades have
+    no bar) the close of the series' last bar that starts by then gives the return, signed by the direction
+    (bullish: up is a gain), and the bars in between the largest move against it (highs/lows), both as
+    fractions of the entry. A horizon the data does not reach (no bar within k intervals after it: the capture
+    ended, or a gap to another capture) is left out for that signal, so a gap never counts as a move."""
     results = []
     for sig in signals:
         points = series.get(_key_of(sig))
         if not points:
             continue
-        start = sig.ts_ns - INTERVAL_NS[sig.interval]
+        width = INTERVAL_NS[sig.interval]
+        start = sig.ts_ns - width
         starts = [p.start_ns for p in points]
-        try:
-            i = starts.index(start)
-        except ValueError:
+        i = bisect_left(starts, start)
+        if i >= len(points) or starts[i] != start or not points[i].close:
             continue
         entry, sign = points[i].close, 1.0 if sig.direction == "bullish" else -1.0
         returns, adverse = {}, {}
         for k in horizons:
-            if i + k >= len(points) or not entry:
-                continue
-            after = points[i + 1 : i + k + 1]
+            until = start + k * width
+            last = bisect_right(starts, until) - 1
+            reached = bisect_left(starts, until)  # the first bar at or after the horizon
+            if last <= i or reached >= len(points) or starts[reached] > until + k * width:
+                continue  # nothing traded in between, or the data stops (or jumps to another capture) before it
+            after = points[i + 1 : last + 1]
             returns[k] = sign * (after[-1].close / entry - 1)
             worst = min(p.low for p in after) if sign > 0 else max(p.high for p in after)
             adverse[k] = max(0.0, -sign * (worst / entry - 1))
