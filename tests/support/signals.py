@@ -130,3 +130,30 @@ def bar_index(record: Signal) -> int:
 def fired(records: Iterable[Signal], *extra: str) -> list[tuple[Any, ...]]:
     """(kind, direction, confirming bar index, *detail[extra]) of each record, in order."""
     return [(r.kind, r.direction, bar_index(r), *(r.detail[k] for k in extra)) for r in records]
+
+
+@cache
+def captures_bars(venues: tuple[str, ...], intervals: tuple[str, ...]) -> tuple[list[Bar], list[AssetBar]]:
+    """Like `capture_bars`, for the trade captures of several venues together (e.g. Bybit linear and spot, whose
+    asset bars meet in the same windows) at any intervals."""
+    aggregator = BarAggregator(intervals, 10**15)
+    trades = [t for venue in venues for t in venue_trades(venue)]
+    for position, trade in enumerate(trades):
+        aggregator.add(trade, position)
+    aggregator.flush()
+    venue_bars = [b for b in newest_versions(aggregator.drain()) if b.final]
+    assets = AssetBarAggregator(intervals, 10**15)
+    for position, bar in enumerate(venue_bars):
+        assets.add(bar, position)
+    assets.flush()
+    newest: dict[tuple[str, str, str, int], AssetBar] = {}
+    for row in assets.drain():
+        newest[(row.asset, row.kind, row.interval, row.start_ns)] = row
+    return venue_bars, sorted((r for r in newest.values() if r.final), key=lambda r: r.start_ns)
+
+
+def in_start_order(bars: Iterable[Bar | AssetBar], sides: Iterable[Any]) -> list[Any]:
+    """Bars and side rows (liquidation, derivatives, footprint bars) by window start, each side row right after
+    the bar of its window: the order a live engine mostly sees, so a replay publishes first versions only."""
+    rows = [(b.start_ns, 0, b) for b in bars] + [(r.start_ns, 1, r) for r in sides]
+    return [row for _start, _rank, row in sorted(rows, key=lambda r: (r[0], r[1]))]

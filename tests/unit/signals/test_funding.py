@@ -10,7 +10,7 @@ import pytest
 from tapeline.domain.aggregates import DerivBar
 from tapeline.signals.engine import SignalEngine
 from tapeline.signals.rules import Rules
-from tests.support.signals import MINUTE, T0, engine, fired, make_bar
+from tests.support.signals import MINUTE, T0, bar_index, engine, fired, make_bar
 
 
 def deriv(i: int, rate: float | None, oi: float | None = 1000.0, venue: str = "binance-usdm",
@@ -85,3 +85,18 @@ def test_real_bybit_tickers_fire_where_the_rates_enter_beyond_the_threshold() ->
     got = [(s.instrument, s.ts_ns - 1_000_000_000, s.direction) for s in out]
     assert sorted(got) == sorted(expected)
     assert [i for i, _t, _d in got] == ["ETH-USDT-PERP"]
+
+
+def test_a_corrected_rate_still_beyond_the_threshold_revises() -> None:
+    eng = engine("funding")
+    for i, rate in enumerate([0.0001, 0.0002]):
+        eng.add(make_bar(i))
+        eng.add(deriv(i, rate))
+    eng.add(make_bar(2))
+    [sig] = eng.add(deriv(2, 0.0006))  # the row after its bar
+    [revised] = eng.add(deriv(2, 0.0010))
+    assert (revised.signal_id, revised.version, revised.status) == (sig.signal_id, 2, "revised")
+    assert (sig.strength, revised.strength) == (pytest.approx(1.2), pytest.approx(2.0))
+    # bar 1's rate corrected beyond the threshold: the entry is at bar 1 now, bar 2 only stays there
+    out = eng.add(deriv(1, 0.0007))
+    assert sorted((s.status, s.version, bar_index(s)) for s in out) == [("active", 1, 1), ("withdrawn", 3, 2)]

@@ -5,10 +5,14 @@ series (the sibling of the same asset and interval).
   the same two windows (either spot window missing: no slope, no evaluation).
 * The disagreement holds at bar i when the two slopes have opposite signs and each |slope| exceeds the
   median |slope| of its market over the `median_bars` (60) bars before i that have both slopes (at least
-  median_bars / 2 of them). It fires on entry: it holds at i and not at i-1.
+  median_bars / 2 of them; a median of 0 — CVD that did not move in most windows — gives no evaluation).
+  It fires on entry: it holds at i and not at i-1 (where it could not be evaluated it did not hold; if the
+  missing spot bar arrives later the engine evaluates again and withdraws an entry that was none).
 * direction: the spot side (spot buying while perp sells -> bullish; the reverse -> bearish): spot is read
   as the real demand, perp as leverage.
 * identity: the bar's start. strength = min(|perp slope| / perp median, |spot slope| / spot median) (> 1).
+  detail: both slopes and both medians. The rule must select the spot series too (kinds `*`, or perp and
+  spot): the engine keeps only the series some rule selects.
 """
 
 from __future__ import annotations
@@ -58,10 +62,12 @@ class SpotPerp:
         now = self._holds(slopes, i)
         if now is None or self._holds(slopes, i - 1) is not None:
             return []
-        (perp_slope, spot_slope), ratio = now
+        (perp_slope, spot_slope), (perp_median, spot_median) = now
         return [Finding(kind="spot_perp_disagreement", direction="bullish" if spot_slope > 0 else "bearish",
-                        identity=str(perp_bars[i].start_ns), strength=ratio,
-                        detail={"perp_slope": perp_slope, "spot_slope": spot_slope})]  # fmt: skip
+                        identity=str(perp_bars[i].start_ns),
+                        strength=min(abs(perp_slope) / perp_median, abs(spot_slope) / spot_median),
+                        detail={"perp_slope": perp_slope, "spot_slope": spot_slope, "perp_median": perp_median,
+                                "spot_median": spot_median})]  # fmt: skip
 
     def _slopes(self, perp: Sequence[Point], spot: Sequence[Point], spot_starts: list[int],
                 j: int) -> tuple[float, float] | None:  # fmt: skip
@@ -74,7 +80,7 @@ class SpotPerp:
         return perp[j].cvd_base - perp[k].cvd_base, b.cvd_base - a.cvd_base
 
     def _holds(self, slopes: dict[int, tuple[float, float] | None],
-               i: int) -> tuple[tuple[float, float], float] | None:  # fmt: skip
+               i: int) -> tuple[tuple[float, float], tuple[float, float]] | None:  # fmt: skip
         now = slopes.get(i)
         if now is None:
             return None
@@ -86,11 +92,9 @@ class SpotPerp:
             return None
         perp_median = statistics.median(abs(p) for p, _ in before)
         spot_median = statistics.median(abs(s) for _, s in before)
-        if abs(perp_slope) <= perp_median or abs(spot_slope) <= spot_median:
+        if perp_median <= 0 or spot_median <= 0 or abs(perp_slope) <= perp_median or abs(spot_slope) <= spot_median:
             return None
-        ratio = min(abs(perp_slope) / perp_median if perp_median else float("inf"),
-                    abs(spot_slope) / spot_median if spot_median else float("inf"))  # fmt: skip
-        return now, ratio
+        return now, (perp_median, spot_median)
 
 
 def _at(bars: Sequence[Point], starts: list[int], start: int) -> Point | None:

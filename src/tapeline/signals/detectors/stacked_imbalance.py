@@ -4,8 +4,10 @@
   direction (flow/footprint.py). Each run with at least `min_levels` (3) buckets, levels = (high - low) /
   bucket + 1, is a `stacked_imbalance` signal: buy runs (offers lifted through several levels) -> bullish,
   sell runs -> bearish. A bar without a footprint row (not computed at this interval) gives none.
-* detail: the run's low and high bucket, levels, the bar's POC, and `beyond_poc` = 1 when a buy run lies
-  wholly above the POC (a sell run wholly below): aggression away from the value area.
+* detail: the run's low and high bucket, levels, the bar's POC; `below_poc` = 1 when the run lies wholly
+  below the POC bucket (high < POC: for a buy run, buyers stepping in under value), `above_poc` = 1 when
+  wholly above it (low > POC: for a sell run, sellers leaning on the bar from above); and `beyond_poc` = 1
+  for a buy run above / a sell run below (aggression away from value, in its own direction).
 * identity: the bar's start, direction and the run's low. strength = levels.
 """
 
@@ -22,7 +24,7 @@ NAME = "stacked_imbalance"
 class StackedImbalanceParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_levels: int = Field(3, ge=1, description="buckets a run needs")
+    min_levels: int = Field(3, ge=3, description="buckets a run needs (footprints list runs of >= 3)")
 
 
 class StackedImbalance:
@@ -52,7 +54,8 @@ class StackedImbalance:
             found.append(Finding(kind="stacked_imbalance", direction="bullish" if direction == "buy" else "bearish",
                                  identity=f"{start}|{direction}|{low!r}", strength=float(levels),
                                  detail={"low": low, "high": high, "levels": float(levels), "poc": footprint.poc,
-                                         "beyond_poc": float(beyond)}))  # fmt: skip
+                                         "beyond_poc": float(beyond), "below_poc": float(high < footprint.poc),
+                                         "above_poc": float(low > footprint.poc)}))  # fmt: skip
         return found
 
 
