@@ -27,8 +27,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
@@ -61,6 +62,8 @@ INPUTS: dict[str, type[Row]] = {
 }
 # other records on the input topics (the asset-bars topic also carries cross-venue OBI and daily metrics)
 NOT_INPUTS = frozenset({"tapeline.v1.AssetObiBar", "tapeline.v1.AssetMetric"})
+SIGNAL_SCHEMA = "tapeline.v1.Signal"
+T = TypeVar("T")
 
 
 class PublishError(TapelineError):
@@ -91,23 +94,35 @@ def warmup_seconds(rules: Rules) -> float:
 
 
 def decode_row(codec: AvroCodec, raw: bytes | None) -> Row | None:
-    """Bytes -> an input row, None for a record that is not an input, or BadMessage saying why."""
+    """Bytes of an input topic -> an input row, None for a record that is not an input, or BadMessage saying why."""
+    return _decode(codec, raw, INPUTS, NOT_INPUTS, "input")
+
+
+def decode_signal(codec: AvroCodec, raw: bytes | None) -> Signal:
+    """Bytes of the signals topic -> a Signal, or BadMessage saying why."""
+    sig = _decode(codec, raw, {SIGNAL_SCHEMA: Signal}, frozenset(), "signal")
+    assert sig is not None  # nothing is skipped
+    return sig
+
+
+def _decode(codec: AvroCodec, raw: bytes | None, types: Mapping[str, type[T]], skip: frozenset[str],
+            what: str) -> T | None:  # fmt: skip
     if raw is None:
-        raise BadMessage("undecodable input: empty: tombstone (no value)")
+        raise BadMessage(f"undecodable {what}: empty: tombstone (no value)")
     try:
         writer = codec.schema_of(raw)
-        if writer.name in NOT_INPUTS:
+        if writer.name in skip:
             return None
-        row_type = INPUTS.get(writer.name)
+        row_type = types.get(writer.name)
         if row_type is None:
-            raise BadMessage(f"undecodable input: wrong schema: {writer.name} (id {writer.schema_id})")
+            raise BadMessage(f"undecodable {what}: wrong schema: {writer.name} (id {writer.schema_id})")
         record = codec.decode(raw)
         record.pop("type", None)
         return msgspec.convert(record, row_type)
     except BadMessage:
         raise
     except Exception as exc:  # untrusted bytes: any decoder failure is a bad message, kept with its raw bytes
-        raise BadMessage(f"undecodable input: {type(exc).__name__}: {exc}") from exc
+        raise BadMessage(f"undecodable {what}: {type(exc).__name__}: {exc}") from exc
 
 
 def input_topics(settings: Settings) -> list[str]:
@@ -238,11 +253,9 @@ class SignalService:
         out = []
         for msg in self._read(ranges):
             try:
-                record = self.codec.decode(msg.value() or b"")
-                record.pop("type", None)
-                out.append(msgspec.convert(record, Signal))
-            except Exception as exc:  # our own topic: a record we cannot read is logged, not fatal
-                log.warning("signals topic: unreadable record at %s@%s: %s", msg.partition(), msg.offset(), exc)
+                out.append(decode_signal(self.codec, msg.value()))
+            except BadMessage as exc:  # our own topic: a record we cannot read is logged, not fatal
+                log.warning("signals topic: unreadable record at %s@%s: %s", msg.partition(), msg.offset(), exc.reason)
         return out
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -378,4 +391,4 @@ def run_forever(settings: Settings, heartbeat: Heartbeat | None = None) -> None:
     run(settings, stop_event, heartbeat=heartbeat)
 
 
-__all__ = ["PublishError", "RunStats", "SignalService", "decode_row", "run", "run_forever"]
+__all__ = ["PublishError", "RunStats", "SignalService", "decode_row", "decode_signal", "run", "run_forever"]

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import msgspec
-
 from tapeline.codec.avro import AvroCodec
-from tapeline.domain.errors import SchemaError
+from tapeline.domain.errors import BadMessage
 from tapeline.domain.events import Signal
 from tapeline.io.kafka import DeadLetters
 from tapeline.io.store import BarStore
 from tapeline.runtime.ordered_writes import OrderedWrites
-
-SIGNAL_SCHEMA = "tapeline.v1.Signal"
+from tapeline.runtime.signal_service import decode_signal
 
 
 class SignalSink:
@@ -34,13 +31,9 @@ class SignalSink:
         signals = []
         for value, _offset, context in frames:
             try:
-                if self.codec.schema_of(value).name != SIGNAL_SCHEMA:
-                    raise SchemaError(f"not a signal: {self.codec.schema_of(value).name}")
-                record = self.codec.decode(value)
-                record.pop("type", None)
-                signals.append(msgspec.convert(record, Signal))
-            except (SchemaError, ValueError, TypeError, EOFError, KeyError, msgspec.ValidationError) as exc:
-                self.dead_letters.send(value, f"processor: undecodable signal: {exc}", context)
+                signals.append(decode_signal(self.codec, value))
+            except BadMessage as exc:
+                self.dead_letters.send(value, f"processor: {exc.reason}", context)
         return signals
 
     async def process(self, frames: Sequence[tuple[bytes, int, str]]) -> asyncio.Future[None]:

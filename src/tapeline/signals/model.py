@@ -87,14 +87,12 @@ def asset_key(bar: AssetBar) -> SeriesKey:
 
 
 def point_of(bar: Bar | AssetBar) -> Point:
-    venue_bar = isinstance(bar, Bar)
+    # an asset bar has no single largest trade
+    largest = ((0.0, 0.0, "", 0) if isinstance(bar, AssetBar) else
+               (bar.max_trade_quote, bar.max_trade_price, bar.max_trade_side, bar.max_trade_ts_ns))  # fmt: skip
     return Point(
         bar.start_ns, bar.open, bar.high, bar.low, bar.close, bar.buy_base, bar.sell_base, bar.buy_quote,
-        bar.sell_quote, bar.delta_base, bar.delta_quote, bar.cvd_base, bar.trades, bar.cmf, bar.mfi,
-        float(getattr(bar, "max_trade_quote", 0.0)) if venue_bar else 0.0,
-        float(getattr(bar, "max_trade_price", 0.0)) if venue_bar else 0.0,
-        str(getattr(bar, "max_trade_side", "")) if venue_bar else "",
-        int(getattr(bar, "max_trade_ts_ns", 0)) if venue_bar else 0,
+        bar.sell_quote, bar.delta_base, bar.delta_quote, bar.cvd_base, bar.trades, bar.cmf, bar.mfi, *largest,
     )  # fmt: skip
 
 
